@@ -1,0 +1,228 @@
+"""The public API: `Detector` finds landmarks in images, `Face` holds one face's result."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import hub
+from .config import ModelConfig, get_config
+from .decode import decode_heatmaps, heatmap_to_crop
+from .images import check_boxes, load_image
+from .models import SMTNet
+from .preprocess import crop_matrix, invert_affine, normalise_crops, transform_points, warp_crop
+from .weights_io import load_model
+
+
+@dataclass
+class Face:
+    """One face: ``landmarks`` (L, 2) float32 image pixels (0-based pixel centres), per-landmark
+    ``scores`` (L,) in [0, 1], the landmark-convention ``box`` (4,) used for the crop, and the face
+    detector's ``detection_score`` (None when the caller gave the box)."""
+
+    landmarks: np.ndarray
+    scores: np.ndarray
+    box: np.ndarray
+    detection_score: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.landmarks)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` picks CUDA when available; ``"cuda"``/``"cuda:N"`` must exist."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string like 'cpu', 'cuda', 'cuda:1' or 'auto', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA devices exist")
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    return dev
+
+
+class Detector:
+    """Facial landmarks with SMT-Net.
+
+    >>> det = Detector("weights/smtnet-300w-small.safetensors")     # or Detector.from_pretrained(name)
+    >>> faces = det.detect("photo.jpg")                             # bundled face detector finds faces
+    >>> faces = det.detect(image_rgb, boxes=[[x1, y1, x2, y2]])     # or give landmark boxes
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike | SMTNet,
+        device: str = "auto",
+        num_landmarks: int | None = None,
+        face_detector: str | object = "haar",
+        batch_size: int = 16,
+        sha256: str | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.metadata: dict[str, str] = {}
+        if isinstance(weights, SMTNet):
+            model = weights
+            if num_landmarks is not None and model.config.num_landmarks != num_landmarks:
+                raise ValueError(f"model predicts {model.config.num_landmarks} landmarks, "
+                                 f"but {num_landmarks} were asked for")
+        elif isinstance(weights, (str, os.PathLike)):
+            model, self.metadata = load_model(weights, num_landmarks=num_landmarks, sha256=sha256)
+        else:
+            raise TypeError(f"weights must be a path to a .safetensors file or an SMTNet, got {type(weights).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model.to(self.device).eval()
+        self.batch_size = batch_size
+        self._face_detector_spec = face_detector
+        self._face_detector = None
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> "Detector":
+        """A detector from a registered pretrained name or a weights file path (see `hub`)."""
+        path, sha = hub.resolve(name_or_path)
+        kwargs.setdefault("sha256", sha)
+        return cls(path, **kwargs)
+
+    @classmethod
+    def from_config(cls, name: str | ModelConfig = "small", num_landmarks: int = 68, seed: int | None = 0,
+                    **kwargs) -> "Detector":
+        """A random-init detector of a named config: for tests, benchmarks and training starts.
+        Its landmarks are meaningless until it is trained."""
+        config = name if isinstance(name, ModelConfig) else get_config(name, num_landmarks=num_landmarks)
+        if seed is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = SMTNet(config)
+        else:
+            model = SMTNet(config)
+        return cls(model, **kwargs)
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def num_landmarks(self) -> int:
+        return self.config.num_landmarks
+
+    @property
+    def face_detector(self):
+        if self._face_detector is None:
+            spec = self._face_detector_spec
+            if isinstance(spec, str):
+                from .face_detection import get_face_detector
+
+                spec = get_face_detector(spec)
+            self._face_detector = spec
+        return self._face_detector
+
+    # -- inference ----------------------------------------------------------------------------
+    def _to_input(self, crops) -> torch.Tensor:
+        size = self.config.input_size
+        if isinstance(crops, np.ndarray):
+            if crops.dtype != np.uint8:
+                raise TypeError(f"numpy crops must be uint8 NHWC, got dtype {crops.dtype}")
+            if crops.ndim == 3:
+                crops = crops[None]
+            if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+                raise ValueError(f"numpy crops must be (N, {size}, {size}, 3) uint8, got shape {crops.shape}")
+            return normalise_crops(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device),
+                                   self.config.mean, self.config.std)
+        if isinstance(crops, torch.Tensor):
+            if crops.ndim == 3:
+                crops = crops[None]
+            if crops.ndim != 4 or tuple(crops.shape[1:]) != (3, size, size):
+                raise ValueError(f"torch crops must be (N, 3, {size}, {size}), got shape {tuple(crops.shape)}")
+            if crops.dtype == torch.uint8:
+                return normalise_crops(crops.to(self.device).permute(0, 2, 3, 1), self.config.mean, self.config.std)
+            if not crops.is_floating_point():
+                raise TypeError(f"torch crops must be float in [0, 1] or uint8, got {crops.dtype}")
+            if not torch.isfinite(crops).all():
+                raise ValueError("torch crops contain NaN or inf")
+            if crops.numel() and (crops.min() < -1e-3 or crops.max() > 1.0 + 1e-3):
+                raise ValueError("torch float crops must be RGB in [0, 1] (ToTensor convention); "
+                                 f"got values in [{crops.min().item():.3g}, {crops.max().item():.3g}]")
+            mean = torch.tensor(self.config.mean, device=self.device).view(1, 3, 1, 1)
+            std = torch.tensor(self.config.std, device=self.device).view(1, 3, 1, 1)
+            return (crops.to(self.device, torch.float32) - mean) / std
+        raise TypeError(f"crops must be a numpy uint8 NHWC array or a torch NCHW tensor, got {type(crops).__name__}")
+
+    @torch.inference_mode()
+    def predict_crops(self, crops, return_scores: bool = False):
+        """Landmarks of already-cropped faces, ``(N, L, 2)`` float32 numpy in crop pixels.
+
+        ``crops``: numpy uint8 NHWC RGB, or torch NCHW (float RGB in [0, 1], or uint8), each
+        ``input_size`` square and cropped with `preprocess.crop_matrix` conventions.
+        With ``return_scores`` also returns per-landmark confidences ``(N, L)``.
+        """
+        x = self._to_input(crops)
+        cfg = self.config
+        coords, scores = [], []
+        for i in range(0, x.shape[0], self.batch_size):
+            heatmaps, residuals = self.model(x[i:i + self.batch_size])[-1]
+            c, s = decode_heatmaps(heatmaps, residuals, cfg.theta)
+            coords.append(heatmap_to_crop(c, cfg.heatmap_stride))
+            scores.append(s)
+        if coords:
+            pts = torch.cat(coords).float().cpu().numpy()
+            sc = torch.cat(scores).float().cpu().numpy()
+        else:
+            pts = np.zeros((0, cfg.num_landmarks, 2), np.float32)
+            sc = np.zeros((0, cfg.num_landmarks), np.float32)
+        return (pts, sc) if return_scores else pts
+
+    def crop(self, image, boxes) -> tuple[np.ndarray, np.ndarray]:
+        """Model-ready crops ``(N, S, S, 3)`` uint8 and their affine matrices ``(N, 2, 3)``."""
+        image = load_image(image)
+        boxes = check_boxes(boxes, image.shape)
+        cfg = self.config
+        mats = np.stack([crop_matrix(b, cfg.crop_factor, cfg.input_size) for b in boxes]) if len(boxes) \
+            else np.zeros((0, 2, 3))
+        crops = np.stack([warp_crop(image, m, cfg.input_size) for m in mats]) if len(boxes) \
+            else np.zeros((0, cfg.input_size, cfg.input_size, 3), np.uint8)
+        return crops, mats
+
+    def detect(self, image, boxes: Sequence[Sequence[float]] | np.ndarray | None = None) -> list[Face]:
+        """Landmarks of every face in ``image`` (path, PIL image or numpy HxW/HxWx3/HxWx4 uint8 RGB).
+
+        ``boxes``: Nx4 ``x1, y1, x2, y2`` landmark boxes (the tight box around a face's
+        landmarks); without them the bundled face detector finds the faces. All faces go through
+        the network in batches.
+        """
+        image = load_image(image)
+        det_scores: list[float | None]
+        if boxes is None:
+            found_boxes, found_scores = self.face_detector.detect(image)
+            boxes = np.asarray(found_boxes, dtype=np.float64).reshape(-1, 4)
+            det_scores = [float(s) for s in np.asarray(found_scores).reshape(-1)]
+            if len(boxes) == 0:
+                return []
+        else:
+            boxes = check_boxes(boxes, image.shape)
+            det_scores = [None] * len(boxes)
+        crops, mats = self.crop(image, boxes)
+        pts, scores = self.predict_crops(crops, return_scores=True)
+        pts_img = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
+        return [Face(landmarks=pts_img[i], scores=scores[i], box=boxes[i].astype(np.float32),
+                     detection_score=det_scores[i]) for i in range(len(boxes))]
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Detector(config={c.name!r}, num_landmarks={c.num_landmarks}, scheme={c.scheme!r}, "
+                f"device={str(self.device)!r})")

@@ -1,0 +1,1 @@
+"""Training and evaluation tools for SMT-Net (losses, schedules, metrics, evaluation)."""

@@ -1,0 +1,131 @@
+"""The weights file format: one ``.safetensors`` file whose metadata holds the model config.
+
+A file alone rebuilds its model (architecture, landmark count, crop factor, normalisation, theta,
+scheme, training-data licence). Loading checks the file before trusting it: existence, optional
+sha256, readable safetensors, a config, and tensors matching the architecture exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig
+
+FORMAT_NAME = "facelandmarks_smt"
+FORMAT_VERSION = "1"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_weights(
+    model_or_state: torch.nn.Module | Mapping[str, torch.Tensor],
+    config: ModelConfig,
+    path: str | os.PathLike,
+    metadata: Mapping[str, Any] | None = None,
+    half: bool = False,
+) -> str:
+    """Write weights + config (+ free-form JSON-able ``metadata``) and return the file's sha256.
+
+    ``half=True`` stores floating tensors as fp16 (BatchNorm statistics too; they load back to
+    fp32). Only tensors are stored, never pickles.
+    """
+    state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else model_or_state
+    tensors = {}
+    for k, v in state.items():
+        v = v.detach().to("cpu")
+        if half and v.is_floating_point():
+            v = v.half()
+        tensors[k] = v.contiguous()
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_json()}
+    for k, v in (metadata or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return sha256_file(path)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The safetensors header metadata, with clear errors for a missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"weights file {path} is corrupt or not a safetensors file: {e}") from None
+
+
+def load_weights(
+    path: str | os.PathLike,
+    num_landmarks: int | None = None,
+    sha256: str | None = None,
+) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """Read and check a weights file: ``(config, float32 state_dict, metadata)``.
+
+    ``num_landmarks`` rejects a file made for another landmark count; ``sha256`` rejects a file
+    that is not byte-identical to the published one.
+    """
+    path = Path(path)
+    meta = read_metadata(path)
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual.lower() != sha256.lower():
+            raise ValueError(f"weights file {path} has sha256 {actual}, expected {sha256}")
+    if meta.get("format") != FORMAT_NAME or "config" not in meta:
+        raise ValueError(f"weights file {path} holds no facelandmarks_smt model config in its metadata")
+    config = ModelConfig.from_json(meta["config"])
+    if num_landmarks is not None and config.num_landmarks != num_landmarks:
+        raise ValueError(
+            f"weights file {path} predicts {config.num_landmarks} landmarks, but {num_landmarks} were asked for")
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"weights file {path} is corrupt or truncated: {e}") from None
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    return config, state, meta
+
+
+def load_model(path: str | os.PathLike, num_landmarks: int | None = None, sha256: str | None = None):
+    """Build an `SMTNet` from a weights file (eval mode, CPU), checking every tensor fits."""
+    from .models import SMTNet
+
+    config, state, meta = load_weights(path, num_landmarks=num_landmarks, sha256=sha256)
+    model = SMTNet(config)
+    check_state_dict(model, state, source=str(path))
+    model.load_state_dict(state)
+    return model.eval(), meta
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
+    """Raise ValueError naming missing, unexpected or mis-shaped tensors."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{source} does not match the model config: missing {len(missing)} tensors {missing[:5]}, "
+            f"unexpected {len(unexpected)} tensors {unexpected[:5]}")
+    bad = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+           for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if bad:
+        raise ValueError(f"{source} has tensors of the wrong shape: {bad[:5]}")

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+
+from facelandmarks_smt.decode import crop_to_heatmap, decode_heatmaps, heatmap_argmax, heatmap_to_crop
+
+
+def planted(b=3, l=4, size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    peaks = torch.randint(0, size, (b, l, 2), generator=g)
+    hm = torch.randn(b, l, size, size, generator=g) * 0.1
+    for i in range(b):
+        for j in range(l):
+            x, y = peaks[i, j].tolist()
+            hm[i, j, y, x] = 10.0
+    return hm, peaks.float()
+
+
+def test_argmax_recovers_planted_peaks():
+    hm, peaks = planted()
+    assert torch.equal(heatmap_argmax(hm), peaks)
+
+
+def test_residuals_added_and_clamped():
+    hm, peaks = planted()
+    res = torch.rand(3, 4, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1  # in [-1, 1]
+    coords, scores = decode_heatmaps(hm, res, theta=0.5)
+    assert torch.allclose(coords, peaks + res.clamp(-0.5, 0.5))
+    inside = res.abs() <= 0.5
+    assert torch.allclose(coords[inside], (peaks + res)[inside])  # unclamped where in range
+    assert ((coords - peaks).abs() <= 0.5 + 1e-7).all()
+    assert scores.shape == (3, 4)
+
+
+def test_decode_without_residuals_and_shape_errors():
+    hm, peaks = planted()
+    coords, _ = decode_heatmaps(hm, None, 0.5)
+    assert torch.equal(coords, peaks)
+    with pytest.raises(ValueError):
+        decode_heatmaps(hm, torch.zeros(3, 5, 2), 0.5)
+    with pytest.raises(ValueError):
+        heatmap_argmax(hm[0])
+
+
+def test_confidence_sharp_vs_flat():
+    sharp = torch.full((1, 1, 64, 64), -20.0)
+    sharp[0, 0, 10, 20] = 20.0
+    flat = torch.zeros(1, 1, 64, 64)
+    flat[0, 0, 30, 30] = 1e-6  # a unique argmax away from the border
+    _, s_sharp = decode_heatmaps(sharp, None, 0.5)
+    _, s_flat = decode_heatmaps(flat, None, 0.5)
+    assert s_sharp.item() > 0.99
+    assert abs(s_flat.item() - 25 / 4096) < 1e-5  # 5x5 window of a uniform map
+
+
+def test_heatmap_crop_pixel_centres():
+    # heatmap pixel 0 covers crop pixels 0..3, centre 1.5; pixel 63 covers 252..255, centre 253.5
+    c = torch.tensor([[[0.0, 63.0]]])
+    assert torch.allclose(heatmap_to_crop(c, 4), torch.tensor([[[1.5, 253.5]]]))
+    x = torch.rand(2, 5, 2) * 64
+    assert torch.allclose(crop_to_heatmap(heatmap_to_crop(x, 4), 4), x, atol=1e-5)
+    np.testing.assert_allclose(crop_to_heatmap(np.array([-0.5, 255.5]), 4), [-0.5, 63.5])

@@ -1,0 +1,153 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facelandmarks_smt import Detector, Face
+from facelandmarks_smt.detector import resolve_device
+from facelandmarks_smt.preprocess import square_box
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def det():
+    return Detector.from_config("tiny", num_landmarks=68, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    img[60:180, 100:220] = [200, 160, 140]  # a face-coloured blob
+    return img
+
+
+def test_detect_with_boxes_shapes_and_range(det, image):
+    boxes = np.array([[100, 60, 220, 180], [10, 10, 60, 70]], float)
+    faces = det.detect(image, boxes=boxes)
+    assert len(faces) == 2 and all(isinstance(f, Face) for f in faces)
+    for f, b in zip(faces, boxes):
+        assert f.landmarks.shape == (68, 2) and f.landmarks.dtype == np.float32
+        assert f.scores.shape == (68,) and ((f.scores >= 0) & (f.scores <= 1)).all()
+        cx, cy, side = square_box(b, det.config.crop_factor)
+        assert (f.landmarks[:, 0] >= cx - side / 2 - 0.5).all() and (f.landmarks[:, 0] <= cx + side / 2).all()
+        assert (f.landmarks[:, 1] >= cy - side / 2 - 0.5).all() and (f.landmarks[:, 1] <= cy + side / 2).all()
+        np.testing.assert_array_equal(f.box, b.astype(np.float32))
+
+
+def test_detect_equals_crop_then_predict(det, image):
+    boxes = [[100, 60, 220, 180]]
+    face = det.detect(image, boxes=boxes)[0]
+    crops, mats = det.crop(image, boxes)
+    pts = det.predict_crops(crops)[0]
+    a = mats[0][:, :2]
+    back = (pts - mats[0][:, 2]) @ np.linalg.inv(a).T
+    np.testing.assert_allclose(face.landmarks, back, atol=1e-3)
+
+
+def test_batch_of_one_equals_batch_of_eight(image):
+    det = Detector.from_config("tiny", device="cpu", batch_size=8)
+    boxes = np.array([[100 + 3 * i, 60 + 2 * i, 220 - i, 180] for i in range(8)], float)
+    crops, _ = det.crop(image, boxes)
+    det.batch_size = 8
+    batched, s8 = det.predict_crops(crops, return_scores=True)
+    det.batch_size = 1
+    single, s1 = det.predict_crops(crops, return_scores=True)
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+    np.testing.assert_allclose(s8, s1, atol=1e-5)
+
+
+def test_input_kinds_agree(det, image, tmp_path):
+    box = [[100, 60, 220, 180]]
+    ref = det.detect(image, boxes=box)[0].landmarks
+    path = tmp_path / "img.png"
+    Image.fromarray(image).save(path)
+    np.testing.assert_allclose(det.detect(str(path), boxes=box)[0].landmarks, ref)
+    np.testing.assert_allclose(det.detect(Image.fromarray(image), boxes=box)[0].landmarks, ref)
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    np.testing.assert_allclose(det.detect(rgba, boxes=box)[0].landmarks, ref)
+    gray = image[:, :, 0]
+    assert det.detect(gray, boxes=box)[0].landmarks.shape == (68, 2)
+
+
+def test_predict_crops_torch_inputs(det, image):
+    crops, _ = det.crop(image, [[100, 60, 220, 180]])
+    ref = det.predict_crops(crops)
+    t_uint8 = torch.from_numpy(crops).permute(0, 3, 1, 2)
+    np.testing.assert_allclose(det.predict_crops(t_uint8), ref, atol=1e-4)
+    np.testing.assert_allclose(det.predict_crops(t_uint8.float() / 255), ref, atol=1e-3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        det.predict_crops(t_uint8.float())
+    assert det.predict_crops(np.zeros((0, 256, 256, 3), np.uint8)).shape == (0, 68, 2)
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    (np.zeros((0, 10, 3), np.uint8), ValueError, "empty"),
+    (np.zeros((10, 10, 3), np.float32), TypeError, "uint8"),
+    (np.zeros((10, 10, 2), np.uint8), ValueError, "HxWx3"),
+    (np.zeros((2, 10, 10, 3), np.uint8), ValueError, "HxWx3"),
+    ([[1, 2], [3, 4]], TypeError, "numpy array"),
+    ("/nonexistent/face.jpg", FileNotFoundError, "not found"),
+])
+def test_bad_images(det, bad, exc, match):
+    with pytest.raises(exc, match=match):
+        det.detect(bad, boxes=[[1, 1, 5, 5]])
+
+
+def test_corrupt_image_file(det, tmp_path):
+    p = tmp_path / "broken.jpg"
+    p.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(ValueError, match="cannot read image"):
+        det.detect(p, boxes=[[1, 1, 5, 5]])
+
+
+@pytest.mark.parametrize("boxes, match", [
+    ([[np.nan, 0, 10, 10]], "NaN"),
+    ([[0, 0, np.inf, 10]], "NaN or inf"),
+    ([[50, 50, 10, 60]], "inverted"),
+    ([[500, 500, 600, 600]], "outside"),
+    ([[-100, -100, -10, -10]], "outside"),
+    ([[1, 2, 3]], "Nx4"),
+])
+def test_bad_boxes(det, image, boxes, match):
+    with pytest.raises(ValueError, match=match):
+        det.detect(image, boxes=boxes)
+
+
+def test_bad_crops(det):
+    with pytest.raises(ValueError, match="256"):
+        det.predict_crops(np.zeros((1, 128, 128, 3), np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        det.predict_crops(np.zeros((1, 256, 256, 3), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        det.predict_crops(torch.full((1, 3, 256, 256), float("nan")))
+
+
+def test_devices():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("gpu0")
+    with pytest.raises(ValueError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            Detector.from_config("tiny", device="cuda:1")
+
+
+def test_config_readable_and_from_pretrained_message(det):
+    assert det.num_landmarks == 68 and det.config.name == "tiny"
+    assert "num_landmarks=68" in repr(det)
+    with pytest.raises(FileNotFoundError, match="no pretrained weights"):
+        Detector.from_pretrained("smtnet-300w-small")
+    with pytest.raises(ValueError, match="5 landmarks"):
+        Detector(Detector.from_config("tiny", num_landmarks=5).model, num_landmarks=68)
+
+
+def test_from_config_is_deterministic():
+    a = Detector.from_config("tiny", seed=3).model.state_dict()
+    b = Detector.from_config("tiny", seed=3).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
