@@ -1,0 +1,153 @@
+"""Command line of the training subpackage: ``train`` and ``evaluate``.
+
+    python -m facelandmarks_smt.training train --data DIR [DIR ...] --config small --out runs/s --max-minutes 60
+    python -m facelandmarks_smt.training train ... --resume
+    python -m facelandmarks_smt.training evaluate --weights runs/s/best.safetensors --data DIR --out eval/ --boxes gt
+    torchrun --nproc_per_node=4 -m facelandmarks_smt.training train ...   (DistributedDataParallel)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise SystemExit(f"--set expects KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = _parse_value(v)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m facelandmarks_smt.training", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train SMT-Net on annotated faces",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", nargs="+", required=True,
+                   help="training data: folders of images + .pts (300-W layout), .csv, .xml (dlib) or .json files")
+    t.add_argument("--val-data", nargs="+",
+                   help="validation data (same formats); default: --val-fraction of --data, split with --seed")
+    t.add_argument("--config", default="paper",
+                   help="preset (paper, small, tiny) or a YAML/TOML/JSON file (may name a preset in 'base')")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config fields, JSON values, e.g. lr=0.001 sigmas=[3,2] model.width=64")
+    t.add_argument("--out", required=True, help="output folder: best.safetensors, last.pt, log.jsonl, ...")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-clock budget; the run stops cleanly with a checkpoint and scored weights")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps (this call)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt with the same config")
+    t.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    t.add_argument("--cache", help="folder to keep the decoded face cache in (reused when it exists)")
+    t.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+
+    e = sub.add_parser("evaluate", help="score weights on annotated faces (NME, NMDE, FR, AUC, CED plot)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("--weights", required=True, help="a .safetensors weights file or a registered pretrained name")
+    e.add_argument("--data", nargs="+", required=True, help="test data folders/files (formats as for train)")
+    e.add_argument("--out", required=True, help="output folder for report.json and ced.png")
+    e.add_argument("--boxes", choices=["gt", "detector"], default="gt",
+                   help="gt: tight ground-truth landmark boxes (as the paper); detector: the bundled face detector")
+    e.add_argument("--norm", choices=["inter-ocular", "box"], default=None,
+                   help="error normalisation (default: inter-ocular for 68 points, box otherwise)")
+    e.add_argument("--baseline", choices=["dlib"], default=None,
+                   help="also score dlib's 68-point predictor on the same faces (pip install dlib-bin face-recognition-models)")
+    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    e.add_argument("--limit", type=int, default=None, help="score only the first N faces")
+    e.add_argument("--title", default=None, help="title of the report and plot")
+    e.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    return p
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .config import load_train_config
+    from .datasets import load_datasets, split_dataset
+    from .trainer import Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_train_config(args.config, _overrides(args.set))
+    data = load_datasets(args.data)
+    if args.val_data:
+        train, val = data, load_datasets(args.val_data)
+    else:
+        train, val = split_dataset(data, cfg.val_fraction, seed=cfg.seed)
+    names = {"train": [m["name"] for m in train.metas], "val": [m["name"] for m in val.metas],
+             "train_sources": list(args.data), "val_sources": list(args.val_data or ["split of train_sources"])}
+    train_cache, val_cache = train, val
+    if args.cache:
+        from pathlib import Path
+
+        from .augment import AugmentConfig  # noqa: F401
+        from .cache import AugmentedBatches, FaceCache
+
+        root = Path(args.cache)
+        need = AugmentedBatches.required_region_factor(cfg.model, cfg.augment) / cfg.model.crop_factor
+        key = f"{cfg.model.input_size}_{cfg.model.crop_factor}_{need:.3f}_{cfg.seed}_{cfg.val_fraction}"
+        tdir, vdir = root / f"train_{key}", root / f"val_{key}"
+        train_cache = FaceCache.load(tdir) if (tdir / "info.json").is_file() else \
+            FaceCache.build(train, cfg.model, margin=max(1.0, need), path=tdir, progress=not args.no_progress)
+        val_cache = FaceCache.load(vdir) if (vdir / "info.json").is_file() else \
+            FaceCache.build(val, cfg.model, margin=1.0, path=vdir, progress=not args.no_progress)
+    trainer = Trainer(cfg, train_cache, val_cache, args.out, device=args.device, data_lists=names,
+                      progress=not args.no_progress)
+    try:
+        summary = trainer.run(max_minutes=args.max_minutes, resume=args.resume, max_steps=args.max_steps)
+    finally:
+        trainer.close()
+    if trainer.dist.is_main:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..detector import Detector
+    from .datasets import load_datasets
+    from .evaluate import DlibBaseline, evaluate_detector
+
+    det = Detector.from_pretrained(args.weights, device=args.device)
+    data = load_datasets(args.data)
+    norm = args.norm or ("inter-ocular" if det.num_landmarks == 68 else "box")
+    baselines = None
+    if args.baseline == "dlib":
+        from pathlib import Path
+
+        import numpy as np
+
+        dlib_report = evaluate_detector(DlibBaseline(), data, boxes=args.boxes, out_dir=Path(args.out) / "dlib",
+                                        title="dlib 68-point predictor", norm=norm, limit=args.limit,
+                                        progress=not args.no_progress)
+        baselines = {"dlib": np.array([e for e in dlib_report["errors"] if e is not None], dtype=float)}
+    report = evaluate_detector(det, data, boxes=args.boxes, out_dir=args.out, title=args.title or str(args.weights),
+                               norm=norm, limit=args.limit, progress=not args.no_progress,
+                               extra={"weights": str(args.weights), "data": list(args.data)}, baselines=baselines)
+    print(json.dumps({"metrics": report["metrics"], "faces": report.get("faces"), "out": args.out}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return cmd_train(args)
+    return cmd_evaluate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,506 @@
+"""The SMT-Net training loop: time-budgeted, resumable, single-process or DistributedDataParallel.
+
+One `Trainer.run` call trains until the schedule ends, ``max_minutes`` pass or ``max_steps``
+steps are done, and always leaves ``OUT/last.pt`` (full state, for ``resume``),
+``OUT/best.safetensors`` (best validation NME, loadable by `Detector`, with config, metrics, data
+lists and git commit inside), ``OUT/log.jsonl`` (one JSON line per validation), ``OUT/config.json``,
+``OUT/data_lists.json`` and ``OUT/curve.png``.
+
+Determinism: the batch stream depends only on (seed, epoch, position), the learning rate only on
+(epoch, step), so stopping after N steps and resuming reproduces the straight run exactly on the
+same machine and precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..decode import crop_to_heatmap, decode_heatmaps, heatmap_to_crop
+from ..detector import resolve_device
+from ..models import SMTNet
+from ..preprocess import normalise_crops
+from ..schemes import get_scheme
+from ..weights_io import save_weights
+from .augment import AugmentConfig
+from .cache import AugmentedBatches, FaceCache
+from .config import TrainConfig
+from .losses import coord_loss, get_heatmap_loss
+from .metrics import normalised_errors
+from .schedule import num_stages, stack_sigmas, stage_end_epoch, stage_time_limit
+from .targets import gaussian_heatmaps
+
+
+def git_commit(path: str | os.PathLike = ".") -> str:
+    """The git commit of the code that trained (``+dirty`` when uncommitted changes exist)."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 autocast is for CUDA; use bf16 or fp32 on CPU")
+    return precision
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class DistributedContext:
+    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""
+
+    def __init__(self) -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world_size > 1
+        self._initialised_here = False
+
+    def init(self, device: torch.device) -> None:
+        if self.enabled and not dist.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend=backend)
+            self._initialised_here = True
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def any_flag(self, flag: bool) -> bool:
+        """True on every rank if any rank raised the flag (so all ranks stop together)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def close(self) -> None:
+        if self._initialised_here and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class Trainer:
+    """Trains an `SMTNet` on a training and a validation dataset (or prebuilt `FaceCache`s).
+
+    Args:
+        cfg: the `TrainConfig`.
+        train_data, val_data: datasets yielding ``(image, landmarks, meta)`` or `FaceCache`s.
+        out_dir: where every artefact goes.
+        device: "cpu", "cuda", "cuda:N" or "auto" (under torchrun, CUDA rank r uses cuda:LOCAL_RANK).
+        data_lists: names of the training/validation faces, recorded beside the weights.
+        progress: tqdm bars.
+        init_weights: optional state dict to start from (fine-tuning).
+    """
+
+    def __init__(self, cfg: TrainConfig, train_data, val_data, out_dir: str | os.PathLike, device: str = "auto",
+                 data_lists: dict[str, list[str]] | None = None, progress: bool = True,
+                 init_weights: dict[str, torch.Tensor] | None = None) -> None:
+        self.cfg = cfg
+        self.dist = DistributedContext()
+        dev = resolve_device(device)
+        if self.dist.enabled and dev.type == "cuda":
+            dev = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(dev)
+        self.device = dev
+        self.dist.init(dev)
+        self.out = Path(out_dir)
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.progress = progress and self.dist.is_main
+        self.precision = resolve_precision(cfg.precision, dev)
+        self.data_lists = data_lists or {}
+        mcfg = cfg.model
+        self.scheme = None
+        try:
+            self.scheme = get_scheme(mcfg.scheme)
+            if self.scheme.num_landmarks != mcfg.num_landmarks:
+                self.scheme = None
+        except (KeyError, ValueError):
+            self.scheme = None
+        if cfg.augment.needs_flip_permutation and self.scheme is None:
+            raise ValueError(f"augmentation flips faces but scheme {mcfg.scheme!r} with {mcfg.num_landmarks} "
+                             "landmarks has no registered mirror permutation; register it or set augment.flip_prob=0")
+
+        need = AugmentedBatches.required_region_factor(mcfg, cfg.augment) / mcfg.crop_factor
+        self.train_cache = train_data if isinstance(train_data, FaceCache) else FaceCache.build(
+            train_data, mcfg, margin=max(1.0, need), progress=self.progress)
+        self.val_cache = val_data if isinstance(val_data, FaceCache) else FaceCache.build(
+            val_data, mcfg, margin=1.0, progress=self.progress)
+        if self.train_cache.num_landmarks != mcfg.num_landmarks:
+            raise ValueError(f"training data has {self.train_cache.num_landmarks} landmarks, "
+                             f"the model config {mcfg.num_landmarks}")
+        flip = self.scheme.flip_permutation if self.scheme is not None else None
+        self.batches = AugmentedBatches(self.train_cache, mcfg, cfg.augment, cfg.batch_size, cfg.seed,
+                                        flip_permutation=flip, num_workers=cfg.num_workers)
+        self.val_batches = AugmentedBatches(self.val_cache, mcfg, AugmentConfig.disabled(), cfg.val_batch_size,
+                                            0, shuffle=False, drop_last=False, num_workers=cfg.num_workers)
+        self.steps_per_epoch = len(self.train_cache) // (cfg.batch_size * self.dist.world_size)
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{len(self.train_cache)} training faces are fewer than one batch of "
+                             f"{cfg.batch_size} x {self.dist.world_size} processes")
+
+        torch.manual_seed(cfg.seed)
+        self.model = SMTNet(mcfg)
+        if init_weights is not None:
+            self.model.load_state_dict(init_weights)
+        self.model.to(dev)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ddp_model: torch.nn.Module = self.model
+        if self.dist.enabled:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=(self.precision == "fp16"))
+        self.ema = None
+        if cfg.ema_decay > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        self.heatmap_loss = get_heatmap_loss(cfg.heatmap_loss)
+        self.state: dict[str, Any] = {
+            "epoch": 0, "batch": 0, "step": 0, "stage": 0, "stage_start_epoch": 0, "elapsed": 0.0,
+            "best_nme": math.inf, "best_epoch": -1, "stage_best_nme": math.inf, "history": [],
+        }
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.precision == "fp16":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _inputs(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = normalise_crops(torch.from_numpy(batch["crops"]).to(self.device, non_blocking=True),
+                            self.cfg.model.mean, self.cfg.model.std)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        pts = torch.from_numpy(batch["landmarks"]).to(self.device)
+        return x, crop_to_heatmap(pts, self.cfg.model.heatmap_stride)
+
+    def lr_at(self, epoch: int, step: int) -> float:
+        cfg = self.cfg
+        lr = cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+        if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+            lr *= (step + 1) / cfg.warmup_steps
+        return lr
+
+    def loss(self, outputs, pts_hm: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Eq. 3: sum over stacks of the heatmap loss + coord_weight * the coordinate loss."""
+        cfg = self.cfg
+        sigmas = stack_sigmas(cfg, self.state["stage"])
+        visible = torch.isfinite(pts_hm).all(dim=-1)
+        weight = None if bool(visible.all()) else visible.float()
+        pts_safe = torch.where(visible[..., None], pts_hm, torch.zeros_like(pts_hm))
+        total = pts_hm.new_zeros(())
+        parts = {}
+        for s, (heatmaps, residuals) in enumerate(outputs):
+            target = gaussian_heatmaps(pts_safe, heatmaps.shape[-1], sigmas[s], visible=visible)
+            lh = self.heatmap_loss(heatmaps, target, weight=weight)
+            lc = coord_loss(residuals, heatmaps, pts_safe, theta=cfg.model.theta, weight=weight)
+            total = total + lh + cfg.coord_weight * lc
+            parts[f"loss_h{s}"] = float(lh.detach())
+            parts[f"loss_c{s}"] = float(lc.detach())
+        return total, parts
+
+    def train_step(self, batch: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
+        self.ddp_model.train()
+        x, pts_hm = self._inputs(batch)
+        lr = self.lr_at(self.state["epoch"], self.state["step"])
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        with self.autocast():
+            outputs = self.ddp_model(x)
+        loss, parts = self.loss(outputs, pts_hm)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {self.state['step']} "
+                                     f"(lr {lr:g}); lower the learning rate or enable grad_clip")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.state["step"] += 1
+        parts["lr"] = lr
+        return float(loss.detach()), parts
+
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        """Validation NME (%) with argmax + residual decoding, and with argmax alone."""
+        model = self.eval_model()
+        model.eval()
+        mcfg = self.cfg.model
+        preds, preds_argmax, gts = [], [], []
+        for batch in self.val_batches.epoch_batches(0):
+            x, _ = self._inputs(batch)
+            with self.autocast():
+                heatmaps, residuals = model(x)[-1]
+            heatmaps, residuals = heatmaps.float(), residuals.float()
+            coords, _ = decode_heatmaps(heatmaps, residuals, mcfg.theta)
+            coords0, _ = decode_heatmaps(heatmaps, None, mcfg.theta)
+            preds.append(heatmap_to_crop(coords, mcfg.heatmap_stride).cpu().numpy())
+            preds_argmax.append(heatmap_to_crop(coords0, mcfg.heatmap_stride).cpu().numpy())
+            gts.append(batch["landmarks"])
+        pred, pred0, gt = np.concatenate(preds), np.concatenate(preds_argmax), np.concatenate(gts)
+        kw: dict[str, Any] = {"visible": np.isfinite(gt).all(-1)}
+        if mcfg.num_landmarks == 68:
+            kw["norm"] = "inter-ocular"
+        else:
+            eyes = self.scheme.eye_corner_indices if self.scheme is not None else None
+            kw.update({"norm": "inter-ocular", "eye_indices": eyes} if eyes else {"norm": "box"})
+        gt_safe = np.where(np.isfinite(gt), gt, 0.0)
+        e = normalised_errors(pred, gt_safe, **kw)
+        e0 = normalised_errors(pred0, gt_safe, **kw)
+        return {"val_nme": float(np.mean(e) * 100), "val_nme_argmax": float(np.mean(e0) * 100),
+                "val_fr8": float(np.mean(e > 0.08) * 100), "val_faces": int(len(e)), "val_norm": kw["norm"]}
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
+        ckpt = {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
+            "state": self.state, "config": self.cfg.to_dict(), "precision": self.precision,
+        }
+        tmp = self.out / "last.pt.tmp"
+        torch.save(ckpt, tmp)
+        os.replace(tmp, self.out / "last.pt")
+
+    def load_checkpoint(self, path: str | os.PathLike | None = None) -> None:
+        path = Path(path) if path else self.out / "last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        if ckpt["config"] != self.cfg.to_dict():
+            raise ValueError(f"checkpoint {path} was made with a different training config; "
+                             "resume with the same config (or start a new --out)")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None and ckpt["ema"] is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+        self.state = ckpt["state"]
+
+    def _metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "metrics": metrics, "train_config": self.cfg.to_dict(), "git_commit": git_commit(),
+            "data_lists": self.data_lists, "precision": self.precision,
+            "world_size": self.dist.world_size, "torch": torch.__version__,
+        }
+
+    def save_best(self, metrics: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        model = self.eval_model()
+        save_weights(model, self.cfg.model, self.out / "best.safetensors", metadata=self._metadata(metrics))
+        torch.save(model.state_dict(), self.out / "stage_best.pt")
+
+    def _write_run_files(self) -> None:
+        if not self.dist.is_main:
+            return
+        (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        (self.out / "data_lists.json").write_text(json.dumps(self.data_lists))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.state["history"].append(record)
+        if self.dist.is_main:
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def plot_curve(self) -> None:
+        if not self.dist.is_main or not self.state["history"]:
+            return
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            return
+        h = self.state["history"]
+        fig = Figure(figsize=(6, 4))
+        ax = fig.add_subplot()
+        ax.plot([r["epoch_float"] for r in h], [r["val_nme"] for r in h], "o-", label="argmax + residual")
+        ax.plot([r["epoch_float"] for r in h], [r["val_nme_argmax"] for r in h], "x--", label="argmax only")
+        for r0, r1 in zip(h, h[1:]):
+            if r1["stage"] != r0["stage"]:
+                ax.axvline(r1["epoch_float"], color="grey", lw=0.5)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation NME (%, {h[-1]['val_norm']})")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.out / "curve.png", dpi=100)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int, start: int) -> Iterator[dict[str, np.ndarray]]:
+        if not self.dist.enabled:
+            for i, b in enumerate(self.batches.epoch_batches(epoch, start)):
+                if start + i >= self.steps_per_epoch:
+                    return
+                yield b
+            return
+        order = self.batches.epoch_order(epoch)
+        per_step = self.cfg.batch_size * self.dist.world_size
+        for k in range(start, self.steps_per_epoch):
+            lo = k * per_step + self.dist.rank * self.cfg.batch_size
+            yield self.batches.make_batch(epoch, order[lo:lo + self.cfg.batch_size])
+
+    def _end_of_validation(self, metrics: dict[str, Any]) -> bool:
+        """Record a validation; returns True when the current stage should end (plateau)."""
+        st = self.state
+        rec = {"epoch": st["epoch"], "epoch_float": st["epoch"] + st["batch"] / self.steps_per_epoch,
+               "step": st["step"], "stage": st["stage"], "sigmas": stack_sigmas(self.cfg, st["stage"]),
+               "lr": self.lr_at(st["epoch"], st["step"]), "elapsed_min": st["elapsed"] / 60, **metrics}
+        improved = metrics["val_nme"] < st["best_nme"]
+        if metrics["val_nme"] < st["stage_best_nme"]:
+            st["stage_best_nme"] = metrics["val_nme"]
+            st["stage_bad_epochs"] = 0
+        else:
+            st["stage_bad_epochs"] = st.get("stage_bad_epochs", 0) + 1
+        if improved:
+            st["best_nme"] = metrics["val_nme"]
+            st["best_epoch"] = rec["epoch_float"]
+            rec["best"] = True
+            self.save_best({**metrics, "epoch": rec["epoch_float"], "step": st["step"], "stage": st["stage"]})
+        self._log(rec)
+        if self.progress:
+            tqdm.write(f"epoch {rec['epoch_float']:.2f} stage {st['stage']} sigma {rec['sigmas'][0]:g}: "
+                       f"val NME {metrics['val_nme']:.3f}% (argmax {metrics['val_nme_argmax']:.3f}%)"
+                       f"{' *best*' if improved else ''}")
+        p = self.cfg.plateau_patience
+        return bool(p and st["stage_bad_epochs"] >= p)
+
+    def _next_stage(self) -> None:
+        """Move to the next sigma, continuing from the best weights so far (SPEC temporal rule)."""
+        st = self.state
+        best = self.out / "stage_best.pt"
+        if self.dist.is_main and best.is_file():
+            state = torch.load(best, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state)
+            if self.ema is not None:
+                self.ema.module.load_state_dict(state)
+        if self.dist.enabled:  # every rank takes rank 0's weights
+            for t in self.model.state_dict().values():
+                dist.broadcast(t, 0)
+        st["stage"] += 1
+        st["stage_start_epoch"] = st["epoch"]
+        st["stage_best_nme"] = math.inf
+        st["stage_bad_epochs"] = 0
+
+    def run(self, max_minutes: float | None = None, resume: bool = False, max_steps: int | None = None) -> dict:
+        """Train; returns a summary dict (also written to ``OUT/summary.json``)."""
+        cfg = self.cfg
+        if resume:
+            self.load_checkpoint()
+        self._write_run_files()
+        budget = max_minutes * 60 if max_minutes is not None else None
+        st = self.state
+        t0 = time.monotonic() - st["elapsed"]
+        steps_this_call = 0
+        stop_reason = "schedule finished"
+        total_steps = cfg.epochs * self.steps_per_epoch
+        bar = tqdm(total=total_steps, initial=st["step"], disable=not self.progress, desc="train", unit="step",
+                   dynamic_ncols=True)
+        stopped = False
+        try:
+            while st["epoch"] < cfg.epochs and not stopped:
+                stage_end = stage_end_epoch(cfg, st["stage"], st["stage_start_epoch"])
+                for batch in self._epoch_batches(st["epoch"], st["batch"]):
+                    loss, parts = self.train_step(batch)
+                    st["batch"] += 1
+                    steps_this_call += 1
+                    st["elapsed"] = time.monotonic() - t0
+                    bar.update(1)
+                    if st["step"] % cfg.log_every == 0:
+                        bar.set_postfix(loss=f"{loss:.4g}", lr=f"{parts['lr']:.2g}", stage=st["stage"])
+                    out_of_time = budget is not None and st["elapsed"] >= budget
+                    out_of_steps = max_steps is not None and steps_this_call >= max_steps
+                    if self.dist.any_flag(out_of_time or out_of_steps):
+                        stop_reason = "time budget" if out_of_time else "max_steps"
+                        stopped = True
+                        break
+                    limit = stage_time_limit(cfg, st["stage"], budget)
+                    if limit is not None and self.dist.any_flag(st["elapsed"] >= limit) \
+                            and st["stage"] < num_stages(cfg) - 1:
+                        self._validate_and_record()
+                        self._next_stage()
+                if stopped and st["batch"] < self.steps_per_epoch:
+                    if max_steps is None or budget is not None:
+                        self._validate_and_record()  # a time-budget stop still scores its last weights
+                    break
+                st["epoch"] += 1
+                st["batch"] = 0
+                plateau = self._validate_and_record()
+                if st["stage"] < num_stages(cfg) - 1 and (plateau or st["epoch"] >= stage_end):
+                    self._next_stage()
+                self.save_checkpoint()
+        finally:
+            bar.close()
+        st["elapsed"] = time.monotonic() - t0
+        self.save_checkpoint()
+        self.plot_curve()
+        summary = {"stop_reason": stop_reason, "epoch": st["epoch"], "step": st["step"], "stage": st["stage"],
+                   "best_val_nme": st["best_nme"], "best_epoch": st["best_epoch"],
+                   "elapsed_min": st["elapsed"] / 60, "precision": self.precision,
+                   "images_per_second": self._throughput()}
+        if self.dist.is_main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.dist.barrier()
+        return summary
+
+    def _validate_and_record(self) -> bool:
+        plateau = False
+        if self.dist.is_main:
+            plateau = self._end_of_validation(self.validate())
+        if self.dist.enabled:
+            plateau = self.dist.any_flag(plateau)
+        return plateau
+
+    def _throughput(self) -> float | None:
+        if self.state["elapsed"] <= 0:
+            return None
+        return self.state["step"] * self.cfg.batch_size * self.dist.world_size / self.state["elapsed"]
+
+    def close(self) -> None:
+        self.dist.close()
