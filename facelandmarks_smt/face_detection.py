@@ -25,7 +25,7 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -241,8 +241,11 @@ class BoxAdapter:
 # Fitted by benchmarks/fit_face_box_adapter.py on the 300-W training folders (AFW, HELEN
 # trainset, LFPW trainset) and stored in data/haar_adapter.json; see docs/face_detection.md.
 # Kept here too so the detector works if the JSON is missing; a test checks both agree.
+# 2,012 faces, 1,857 matched; detection rate 92.3 %, mean IoU with the landmark box 0.59 raw
+# -> 0.78 adapted. The landmark box is ~15 % smaller and sits 0.15 box heights lower (chin in,
+# forehead out).
 DEFAULT_HAAR_ADAPTER = BoxAdapter(
-    scale_x=1.0, scale_y=1.0, offset_x=0.0, offset_y=0.0,
+    scale_x=0.8536, scale_y=0.8357, offset_x=0.0063, offset_y=0.1496,
 )
 
 
@@ -392,11 +395,13 @@ class HaarCascade:
         ny, nx = len(ys), len(xs)
         if nx == 0 or ny == 0:
             return empty
-        f = img.astype(np.float64)
-        ii = np.zeros((H + 1, W + 1), np.float64)  # exact: sums stay far below 2**53
-        ii[1:, 1:] = f.cumsum(0).cumsum(1)
-        sq = np.zeros((H + 1, W + 1), np.float64)
-        sq[1:, 1:] = (f * f).cumsum(0).cumsum(1)
+        # int32 integral images like OpenCV's: they may wrap around on big images, but every
+        # window sum is far below 2**31, so the 4-corner differences are exact.
+        ii = np.zeros((H + 1, W + 1), np.int32)
+        ii[1:, 1:] = img.astype(np.int32).cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32)
+        sq = np.zeros((H + 1, W + 1), np.int32)
+        f = img.astype(np.int32)
+        sq[1:, 1:] = (f * f).cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32)
 
         def grid(a: np.ndarray, oy: int, ox: int) -> np.ndarray:
             return a[oy : oy + step * (ny - 1) + 1 : step, ox : ox + step * (nx - 1) + 1 : step]
@@ -405,8 +410,8 @@ class HaarCascade:
             return grid(a, y + h, x + w) - grid(a, y, x + w) - grid(a, y + h, x) + grid(a, y, x)
 
         area = float((ww - 2) * (wh - 2))
-        s = rect_sum(ii, 1, 1, ww - 2, wh - 2)
-        q = rect_sum(sq, 1, 1, ww - 2, wh - 2)
+        s = rect_sum(ii, 1, 1, ww - 2, wh - 2).astype(np.float64)
+        q = rect_sum(sq, 1, 1, ww - 2, wh - 2).astype(np.uint32).astype(np.float64)
         nf = area * q - s * s
         pos = nf > 0
         inv_nf = np.ones((ny, nx), np.float32)
@@ -421,7 +426,7 @@ class HaarCascade:
         for si in range(n_stages):
             x, y, w, h, wt, fthr, left, right, sthr = self._stage_arrays(si)
             S = len(fthr)
-            if base is None and (si == 0 or alive.mean() > 0.25):
+            if base is None and (si == 0 or alive.mean() > self._dense_fraction):
                 ssum = np.zeros((ny, nx), np.float64)
                 for k in range(S):
                     v = None
@@ -437,11 +442,14 @@ class HaarCascade:
                 if si == 0:
                     # OpenCV skips the window right of one rejected at stage 0 (unless that
                     # one was itself skipped); emulate it so neighbour counts match.
+                    # In a run of stage-0 rejections starting at column j0, the windows at
+                    # j0+1, j0+3, ... are skipped (the ones in between are evaluated).
                     rej0 = valid & ~passed
-                    skipped = np.zeros((ny, nx), bool)
-                    for j in range(1, nx):
-                        skipped[:, j] = rej0[:, j - 1] & ~skipped[:, j - 1]
-                    alive &= ~skipped
+                    cols = np.arange(nx)
+                    starts = rej0 & ~np.pad(rej0, ((0, 0), (1, 0)))[:, :-1]
+                    run_start = np.maximum.accumulate(np.where(starts, cols, -1), axis=1)
+                    skip_next = rej0 & ((cols - run_start) % 2 == 0)
+                    alive[:, 1:] &= ~skip_next[:, :-1]
                 alive &= passed
                 if si == n_stages - 1:
                     last_sum = ssum
@@ -527,6 +535,7 @@ class HaarCascade:
             return np.zeros((0, 4), np.int64), np.zeros(0)
         return np.concatenate(rects), np.concatenate(weights)
 
+    _dense_fraction = 0.25  # evaluate stages on the whole grid while this share survives
     _resize_interp = cv2.INTER_LINEAR_EXACT  # bit-exact resize, as OpenCV 4.x cascades use
 
     @staticmethod
@@ -567,7 +576,9 @@ class HaarCascade:
         counts = np.bincount(labels, minlength=ncls)
         sums = np.zeros((ncls, 4), np.float64)
         np.add.at(sums, labels, rects.astype(np.float64))
-        avg = np.rint(sums * (1.0 / counts)[:, None].astype(np.float32)).astype(np.int64)
+        # OpenCV: saturate_cast<int>(sum * (1.f / n)), all in float32
+        inv = (np.float32(1.0) / counts.astype(np.float32))[:, None]
+        avg = np.rint(sums.astype(np.float32) * inv).astype(np.int64)
         best = np.full(ncls, -np.inf)
         np.maximum.at(best, labels, weights)
 
