@@ -151,3 +151,29 @@ def test_from_config_is_deterministic():
     a = Detector.from_config("tiny", seed=3).model.state_dict()
     b = Detector.from_config("tiny", seed=3).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_detect_without_boxes_uses_bundled_face_detector():
+    """The astronaut photo (public domain, committed) has one face; the Haar cascade finds it."""
+    det = Detector.from_config("tiny", device="cpu")
+    faces = det.detect(REPO / "examples" / "astronaut.jpg")
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.detection_score is not None and f.landmarks.shape == (68, 2)
+    x1, y1, x2, y2 = f.box
+    # the face lies roughly at x 160-230, y 60-160 in the 512x512 image
+    assert 130 < (x1 + x2) / 2 < 250 and 60 < (y1 + y2) / 2 < 170 and 40 < x2 - x1 < 150
+    assert det.detect(np.zeros((64, 64, 3), np.uint8)) == []
+
+
+def test_example_script_writes_png(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "annotated.png"
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "detect_landmarks.py"),
+                        str(REPO / "examples" / "astronaut.jpg"), "--out", str(out), "--device", "cpu"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "RANDOM-INIT" in r.stderr and "1 face(s)" in r.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -328,3 +328,20 @@ def test_coord_loss_bf16_residuals():
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(pb.grad.float()).all()
+
+
+@pytest.mark.parametrize("scale", [0.5, 30.0])  # spread maps (fast single pass) and dominant peaks (exact path)
+def test_bice_softmax_log1mp_both_paths_match_leave_one_out(scale):
+    from facelandmarks_smt.training.losses import _log_p_and_log_1mp_softmax
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 20, generator=g, dtype=torch.float64) * scale
+    log_p, log1mp = _log_p_and_log_1mp_softmax(x)
+    lse = torch.logsumexp(x, -1, keepdim=True)
+    expected = torch.empty_like(x)
+    for j in range(x.shape[-1]):
+        others = torch.cat([x[..., :j], x[..., j + 1:]], dim=-1)
+        expected[..., j] = (torch.logsumexp(others, -1, keepdim=True) - lse)[..., 0]
+    assert torch.allclose(log_p, x - lse)
+    assert torch.allclose(log1mp, expected, rtol=1e-10, atol=1e-12)
+    assert (log_p.max() > -math.log(2.0)) == (scale > 1)  # both paths really ran

@@ -127,7 +127,7 @@ def paper_config() -> TrainConfig:
 
 
 def small_config() -> TrainConfig:
-    """128/256 widths and a CPU-sized schedule (lr 1e-3: 1e-2 diverges with BICE on this net)."""
+    """128/256 widths and a CPU-sized schedule (lr and loss: see docs/training.md, measured)."""
     return TrainConfig(model=get_config("small"), lr=1e-3, epochs=60, stage_epochs=(30, 20, 10),
                        lr_milestones=(40, 55), grad_clip=5.0)
 

@@ -15,6 +15,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..schemes import INDICES_49  # 68 points less the jaw (0-16) and inner-mouth corners 60, 64
+
 __all__ = [
     "OUTER_EYE_CORNERS",
     "INDICES_49",
@@ -34,8 +36,6 @@ OUTER_EYE_CORNERS: Tuple[int, int] = (36, 45)
 
 #: The 49-point variant: the 68 points less the 17 jaw points (0..16) and the inner-mouth
 #: corners 60 and 64.
-INDICES_49: Tuple[int, ...] = tuple(i for i in range(17, 68) if i not in (60, 64))
-assert len(INDICES_49) == 49
 
 _NORMS = ("inter-ocular", "box")
 

@@ -445,7 +445,6 @@ class Trainer:
         stopped = False
         try:
             while st["epoch"] < cfg.epochs and not stopped:
-                stage_end = stage_end_epoch(cfg, st["stage"], st["stage_start_epoch"])
                 for batch in self._epoch_batches(st["epoch"], st["batch"]):
                     loss, parts = self.train_step(batch)
                     st["batch"] += 1
@@ -472,6 +471,7 @@ class Trainer:
                 st["epoch"] += 1
                 st["batch"] = 0
                 plateau = self._validate_and_record()
+                stage_end = stage_end_epoch(cfg, st["stage"], st["stage_start_epoch"])
                 if st["stage"] < num_stages(cfg) - 1 and (plateau or st["epoch"] >= stage_end):
                     self._next_stage()
                 self.save_checkpoint()
