@@ -182,6 +182,21 @@ def test_cli_train_resume_and_evaluate(tmp_path):
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["faces"] == 10 and report["metrics"]["nme"] > 0
     assert (tmp_path / "eval" / "ced.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    half = tmp_path / "release.safetensors"
+    r = subprocess.run(base + ["export", "--weights", str(out / "best.safetensors"), "--out", str(half), "--half",
+                               "--name", "micro-release", "--licence", "test-only"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    from facelandmarks_smt.weights_io import sha256_file
+
+    assert json.loads(r.stdout)["sha256"] == sha256_file(half)
+    d32, d16 = Detector(out / "best.safetensors", device="cpu"), Detector(half, device="cpu", sha256=sha256_file(half))
+    assert d16.config.name == "micro-release" and d16.config.training_data_licence == "test-only"
+    assert d16.metadata["stored_dtype"] == "float16" and "metrics" in d16.metadata
+    img, pts, _ = synthetic_faces(1, seed=7)[0]
+    box = [[pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()]]
+    a, b = d32.detect(img, boxes=box)[0].landmarks, d16.detect(img, boxes=box)[0].landmarks
+    assert np.abs(a - b).mean() < 0.5  # fp16 rounding moves predictions a little, not a lot
     r = subprocess.run(base + ["train", "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert "--max-minutes" in r.stdout and "--resume" in r.stdout
 

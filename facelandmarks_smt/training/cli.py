@@ -71,7 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="score only the first N faces")
     e.add_argument("--title", default=None, help="title of the report and plot")
     e.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    x = sub.add_parser("export", help="write release weights: fp16 or fp32, licence note, sha256",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    x.add_argument("--weights", required=True, help="a trained .safetensors file (e.g. OUT/best.safetensors)")
+    x.add_argument("--out", required=True, help="the release file to write")
+    x.add_argument("--half", action="store_true", help="store floating tensors as fp16 (half the size)")
+    x.add_argument("--name", default=None, help="model name stored in the config")
+    x.add_argument("--licence", default=None, help="training-data licence stored in the config")
     return p
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..weights_io import load_weights, save_weights
+
+    config, state, meta = load_weights(args.weights)
+    changes = {k: v for k, v in (("name", args.name), ("training_data_licence", args.licence)) if v is not None}
+    config = config.replace(**changes) if changes else config
+    extra = {k: v for k, v in meta.items() if k not in ("format", "format_version", "config")}
+    extra["exported_from"] = str(args.weights)
+    extra["stored_dtype"] = "float16" if args.half else "float32"
+    digest = save_weights(state, config, args.out, metadata=extra, half=args.half)
+    print(json.dumps({"out": args.out, "sha256": digest, "half": args.half}, indent=2))
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -146,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return cmd_train(args)
+    if args.command == "export":
+        return cmd_export(args)
     return cmd_evaluate(args)
 
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -358,15 +359,26 @@ class BaselineFace:
 
 
 def _import_dlib():
+    """``(dlib module, path of shape_predictor_68_face_landmarks.dat)``.
+
+    The model file is found through the package's location, not by importing
+    ``face_recognition_models``: its ``__init__`` needs ``pkg_resources``, which current setuptools
+    no longer ships.
+    """
+    import importlib.util
+
+    hint = "DlibBaseline needs dlib and its model files: pip install dlib-bin face-recognition-models"
     try:
         import dlib
-        import face_recognition_models
     except ImportError as exc:  # pragma: no cover - depends on optional packages
-        raise ImportError(
-            "DlibBaseline needs dlib and its model files: "
-            "pip install dlib-bin face-recognition-models"
-        ) from exc
-    return dlib, face_recognition_models
+        raise ImportError(hint) from exc
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(hint)
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not path.is_file():
+        raise ImportError(f"{hint} (no {path.name} in {path.parent})")
+    return dlib, str(path)
 
 
 class DlibBaseline:
@@ -380,9 +392,9 @@ class DlibBaseline:
     """
 
     def __init__(self, predictor_path: Optional[str] = None, upsample: int = 1):
-        dlib, frm = _import_dlib()
+        dlib, default_path = _import_dlib()
         self._dlib = dlib
-        path = predictor_path or frm.pose_predictor_model_location()
+        path = predictor_path or default_path
         self._predictor = dlib.shape_predictor(path)
         self._detector = dlib.get_frontal_face_detector()
         self.upsample = int(upsample)
