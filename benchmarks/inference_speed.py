@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -24,18 +23,10 @@ from facelandmarks_smt import Detector
 from facelandmarks_smt.face_detection import get_face_detector
 from facelandmarks_smt.images import load_image
 
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+
 REPO = Path(__file__).resolve().parent.parent
 BOX = [178.0, 85.0, 260.0, 180.0]  # the astronaut's landmark box, roughly
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def median_ms(fn, repeats: int) -> float:

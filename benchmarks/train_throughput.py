@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import time
 
@@ -24,15 +23,7 @@ from facelandmarks_smt.models import SMTNet
 from facelandmarks_smt.training.losses import coord_loss, get_heatmap_loss
 from facelandmarks_smt.training.targets import gaussian_heatmaps
 
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 
 def measure(config: str, batch: int, steps: int, warmup: int, bf16: bool, channels_last: bool) -> float:
