@@ -190,7 +190,9 @@ class Detector:
     def crop(self, image, boxes) -> tuple[np.ndarray, np.ndarray]:
         """Model-ready crops ``(N, S, S, 3)`` uint8 and their affine matrices ``(N, 2, 3)``."""
         image = load_image(image)
-        boxes = check_boxes(boxes, image.shape)
+        return self._crop_checked(image, check_boxes(boxes, image.shape))
+
+    def _crop_checked(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
         mats = np.stack([crop_matrix(b, cfg.crop_factor, cfg.input_size) for b in boxes]) if len(boxes) \
             else np.zeros((0, 2, 3))
@@ -216,7 +218,7 @@ class Detector:
         else:
             boxes = check_boxes(boxes, image.shape)
             det_scores = [None] * len(boxes)
-        crops, mats = self.crop(image, boxes)
+        crops, mats = self._crop_checked(image, boxes)
         pts, scores = self.predict_crops(crops, return_scores=True)
         pts_img = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
         return [Face(landmarks=pts_img[i], scores=scores[i], box=boxes[i].astype(np.float32),

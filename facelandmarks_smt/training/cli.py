@@ -116,7 +116,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.cache:
         from pathlib import Path
 
-        from .augment import AugmentConfig  # noqa: F401
         from .cache import AugmentedBatches, FaceCache
 
         root = Path(args.cache)

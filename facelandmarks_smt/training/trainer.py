@@ -42,7 +42,7 @@ from .schedule import num_stages, stack_sigmas, stage_end_epoch, stage_time_limi
 from .targets import gaussian_heatmaps
 
 
-def git_commit(path: str | os.PathLike = ".") -> str:
+def git_commit() -> str:
     """The git commit of the code that trained (``+dirty`` when uncommitted changes exist)."""
     here = Path(__file__).resolve().parent
     try:
