@@ -8,6 +8,26 @@ from pathlib import Path
 import numpy as np
 
 
+def read_image_file(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB: the one file decoder of training and inference.
+
+    OpenCV decodes (the same libjpeg build for the trainer's cache and for `Detector`, so a face
+    is the same pixels in both). The EXIF orientation tag is ignored on purpose: landmark
+    annotations (300-W, AFLW, dlib imglab) refer to the stored pixel grid. Bytes are read with
+    numpy so that non-ASCII paths work on every OS.
+    """
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"image file not found: {p}")
+    data = np.fromfile(os.fspath(p), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    if img is None:
+        raise ValueError(f"cannot read image file {p}: empty, truncated or not an image")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
 def load_image(image) -> np.ndarray:
     """HxWx3 uint8 RGB from a file path, a PIL image, or a numpy array.
 
@@ -15,16 +35,7 @@ def load_image(image) -> np.ndarray:
     (a float image's range is ambiguous, so it is refused rather than guessed).
     """
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as im:
-                return load_image(im)
-        except UnidentifiedImageError:
-            raise ValueError(f"cannot read image file {path}: not an image or corrupt") from None
+        return read_image_file(image)
     try:
         from PIL import Image
 

@@ -14,7 +14,7 @@ from facelandmarks_smt.training.augment import (
     augment_sample,
     sample_augmentation,
 )
-from facelandmarks_smt.training.cache import AugmentedBatches, FaceCache, cut_region
+from facelandmarks_smt.training.cache import AugmentedBatches, FaceCache
 
 CFG = ModelConfig()  # input 256, crop_factor 1.6
 SMALL = ModelConfig(input_size=128)
@@ -231,11 +231,11 @@ def test_cache_crop_matches_direct_crop(big):
         assert diff.mean() < 1.0, diff.mean()
 
 
-def test_cut_region_antialias_keeps_geometry():
+def test_warp_crop_antialias_keeps_geometry():
     img = np.zeros((2000, 2000, 3), np.uint8)
     img[995:1006, 1195:1206] = 255  # an 11x11 square centred on (1200, 1000)
     m = crop_matrix((800, 600, 1600, 1400), 1.0, 100)  # scale 1/8
-    out = cut_region(img, m, 100, antialias=True)
+    out = warp_crop(img, m, 100, antialias=True)
     p = transform_points(np.array([[1200.0, 1000.0]]), m)[0]
     assert np.hypot(*(dot_centroid(out, p, r=4) - p)) < 0.2
 

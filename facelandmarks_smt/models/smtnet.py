@@ -91,8 +91,12 @@ class SMTNet(nn.Module):
         for s in range(self.config.num_stacks):
             hg, centre = self.hourglasses[s](x)
             feats = self.features[s](hg)
-            heatmaps = self.heatmap_heads[s](feats)
-            residuals = self.coord_heads[s](centre)
+            # The heads run in fp32 even under bf16/fp16 autocast: bf16 rounding of the heatmap
+            # logits moves the argmax of ~20 % of the landmarks (ties go to the lowest index), which
+            # biases both the decoded points and the coordinate head's residual target.
+            with torch.autocast(x.device.type, enabled=False):
+                heatmaps = self.heatmap_heads[s](feats.float())
+                residuals = self.coord_heads[s](centre.float())
             outputs.append((heatmaps, residuals))
             if s < self.config.num_stacks - 1:
                 x = x + self.merge_features[s](feats) + self.merge_heatmaps[s](heatmaps)

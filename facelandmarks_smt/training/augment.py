@@ -49,6 +49,17 @@ class AugmentConfig:
     scale: float = 0.07
     blur_sigma: float = 1.0
     blur_prob: float = 0.5
+    # In-the-wild augmentation (off by default, the paper has none of it; see docs/training.md).
+    occlusion_prob: float = 0.0
+    occlusion_max_patches: int = 2
+    occlusion_max_size: float = 0.4
+    motion_blur_prob: float = 0.0
+    motion_blur_max: int = 9
+    color_prob: float = 0.0
+    color_strength: float = 0.3
+    grey_prob: float = 0.0
+    jpeg_prob: float = 0.0
+    jpeg_min_quality: int = 30
 
     def __post_init__(self) -> None:
         def check(cond: bool, msg: str) -> None:
@@ -66,6 +77,17 @@ class AugmentConfig:
         check(0.0 <= self.scale < 1.0, f"scale must be in [0, 1), got {self.scale}")
         check(0.0 <= self.blur_sigma <= 20.0, f"blur_sigma must be in [0, 20], got {self.blur_sigma}")
         check(0.0 <= self.blur_prob <= 1.0, f"blur_prob must be in [0, 1], got {self.blur_prob}")
+        for name in ("occlusion_prob", "motion_blur_prob", "color_prob", "grey_prob", "jpeg_prob"):
+            v = getattr(self, name)
+            check(isinstance(v, numbers.Real) and 0.0 <= v <= 1.0, f"{name} must be in [0, 1], got {v!r}")
+        check(isinstance(self.occlusion_max_patches, int) and 1 <= self.occlusion_max_patches <= 2,
+              f"occlusion_max_patches must be 1 or 2, got {self.occlusion_max_patches!r}")
+        check(0.0 < self.occlusion_max_size <= 1.0, f"occlusion_max_size must be in (0, 1], got {self.occlusion_max_size}")
+        check(isinstance(self.motion_blur_max, int) and self.motion_blur_max >= 3,
+              f"motion_blur_max must be an int >= 3, got {self.motion_blur_max!r}")
+        check(0.0 <= self.color_strength < 1.0, f"color_strength must be in [0, 1), got {self.color_strength}")
+        check(isinstance(self.jpeg_min_quality, int) and 5 <= self.jpeg_min_quality <= 100,
+              f"jpeg_min_quality must be an int in [5, 100], got {self.jpeg_min_quality!r}")
 
     @classmethod
     def disabled(cls) -> "AugmentConfig":
@@ -73,11 +95,82 @@ class AugmentConfig:
         return cls(enabled=False)
 
     @property
+    def in_the_wild(self) -> bool:
+        return any(p > 0 for p in (self.occlusion_prob, self.motion_blur_prob, self.color_prob,
+                                   self.grey_prob, self.jpeg_prob))
+
+    @property
     def needs_flip_permutation(self) -> bool:
         return self.enabled and self.flip_prob > 0
 
 
-IDENTITY_PARAMS: dict[str, Any] = {"angle": 0.0, "scale": 1.0, "shift": (0.0, 0.0), "flip": False, "blur": 0.0}
+IDENTITY_PARAMS: dict[str, Any] = {"angle": 0.0, "scale": 1.0, "shift": (0.0, 0.0), "flip": False, "blur": 0.0,
+                                   "photo": None}
+
+
+def sample_photometric(u: np.ndarray, cfg: AugmentConfig) -> dict[str, Any] | None:
+    """In-the-wild appearance changes from 22 uniforms ``u``: up to 2 occlusion patches (centre
+    and size as fractions of the crop), motion blur, colour/gamma, greyscale, JPEG quality.
+    None when nothing is drawn."""
+    p: dict[str, Any] = {}
+    if u[0] < cfg.occlusion_prob:
+        n = 1 + min(int(u[1] * cfg.occlusion_max_patches), cfg.occlusion_max_patches - 1)
+        patches = []
+        for k in range(n):
+            a, b, c, d = u[2 + 4 * k:6 + 4 * k]
+            w = cfg.occlusion_max_size * (0.25 + 0.75 * a)
+            h = min(1.0, w * (0.5 + b))  # aspect 0.5-1.5
+            patches.append((float(0.15 + 0.7 * c), float(0.15 + 0.7 * d), float(w), float(h)))
+        p["occlusion"] = patches
+        p["occlusion_grey"] = int(u[10] * 255)
+    if u[11] < cfg.motion_blur_prob:
+        p["motion_blur"] = (3 + 2 * int(u[12] * (cfg.motion_blur_max - 1) / 2), float(u[13] * 180.0))
+    if u[14] < cfg.color_prob:
+        c = cfg.color_strength
+        p["color"] = (float(1 + c * (2 * u[15] - 1)), float(1 + c * (2 * u[16] - 1)),  # contrast, brightness
+                      float(1 + c * (2 * u[17] - 1)), float(np.exp(c * (2 * u[18] - 1))))  # saturation, gamma
+    if u[19] < cfg.grey_prob:
+        p["grey"] = True
+    if u[20] < cfg.jpeg_prob:
+        p["jpeg"] = int(cfg.jpeg_min_quality + (95 - cfg.jpeg_min_quality) * u[21])
+    return p or None
+
+
+def apply_photometric(crop: np.ndarray, p: dict[str, Any] | None) -> np.ndarray:
+    """Apply `sample_photometric`'s draws to an SxSx3 uint8 RGB crop (geometry unchanged)."""
+    if not p:
+        return crop
+    out = crop
+    s = crop.shape[0]
+    if "color" in p:
+        contrast, bright, sat, gamma = p["color"]
+        f = out.astype(np.float32) / 255.0
+        grey = f @ np.array([0.299, 0.587, 0.114], np.float32)
+        f = grey[..., None] + sat * (f - grey[..., None])
+        f = (f - 0.5) * contrast + 0.5 * bright
+        f = np.clip(f, 0.0, 1.0) ** gamma
+        out = np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8)
+    if p.get("grey"):
+        g = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+        out = np.repeat(g[..., None], 3, axis=2)
+    if "motion_blur" in p:
+        n, angle = p["motion_blur"]
+        k = np.zeros((n, n), np.float32)
+        k[n // 2, :] = 1.0
+        rot = cv2.getRotationMatrix2D(((n - 1) / 2.0, (n - 1) / 2.0), angle, 1.0)
+        k = cv2.warpAffine(k, rot, (n, n))
+        out = cv2.filter2D(out, -1, k / max(float(k.sum()), 1e-6))
+    if "occlusion" in p:
+        out = out.copy() if out is crop else out
+        for cx, cy, w, h in p["occlusion"]:
+            x0, x1 = int((cx - w / 2) * s), int((cx + w / 2) * s)
+            y0, y1 = int((cy - h / 2) * s), int((cy + h / 2) * s)
+            out[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = p["occlusion_grey"]
+    if "jpeg" in p:
+        ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(p["jpeg"])])
+        if ok:
+            out = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+    return np.ascontiguousarray(out)
 
 
 def sample_augmentation(rng: np.random.Generator, cfg: AugmentConfig) -> dict[str, Any]:
@@ -85,8 +178,9 @@ def sample_augmentation(rng: np.random.Generator, cfg: AugmentConfig) -> dict[st
 
     Returns ``{"angle": deg, "scale": s, "shift": (sx, sy), "flip": bool, "blur": sigma}``;
     ``shift`` is in fractions of the face box side (see `AugmentConfig.translation`) and
-    ``blur`` is 0.0 for no blur. The draws always happen in the same order and number, so a
-    generator seeded the same way gives the same parameters whatever the config's ranges.
+    ``blur`` is 0.0 for no blur; ``photo`` the in-the-wild draws of `sample_photometric`. The
+    draws always happen in the same order and number for a config, so a generator seeded the
+    same way gives the same parameters whatever the config's ranges.
     A disabled config returns the identity without touching ``rng``.
     """
     if not cfg.enabled:
@@ -98,6 +192,9 @@ def sample_augmentation(rng: np.random.Generator, cfg: AugmentConfig) -> dict[st
         "shift": (float((2.0 * u[2] - 1.0) * cfg.translation), float((2.0 * u[3] - 1.0) * cfg.translation)),
         "flip": bool(u[4] < cfg.flip_prob),
         "blur": float(cfg.blur_sigma) if (u[5] < cfg.blur_prob and cfg.blur_sigma > 0) else 0.0,
+        # 22 more draws only when in-the-wild augmentation is on, so paper-only configs keep
+        # their random streams.
+        "photo": sample_photometric(rng.random(22), cfg) if cfg.in_the_wild else None,
     }
 
 
@@ -192,4 +289,5 @@ def augment_sample(
         out = out[perm]
     if params["blur"] > 0:
         crop = cv2.GaussianBlur(crop, (0, 0), sigmaX=float(params["blur"]))
+    crop = apply_photometric(crop, params.get("photo"))
     return crop, np.ascontiguousarray(out), m

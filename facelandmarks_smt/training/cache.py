@@ -78,36 +78,6 @@ def _jsonable(value: Any) -> Any:
 _DROP = object()
 
 
-def cut_region(image: np.ndarray, m: np.ndarray, size: int, antialias: bool = True) -> np.ndarray:
-    """``warp_crop(image, m, size)`` for an axis-aligned ``m``, box-filtering first if it shrinks.
-
-    When the scale ``k`` of ``m`` is below 1/2, the covered part of the image is averaged down by
-    the integer factor ``d = floor(1/k)`` (cv2 INTER_AREA, exact for integer factors) and the
-    remaining ``k * d`` in (1/2, 1] is left to the bilinear warp, whose 2x2 footprint then no
-    longer skips source pixels. Pixel centres are kept exact: source pixel block ``j`` has its
-    centre at ``x0 + d*j + (d-1)/2``.
-    """
-    k = float(np.hypot(m[0, 0], m[1, 0]))
-    d = int(math.floor(1.0 / k)) if k > 0 else 1
-    if not antialias or d < 2:
-        return warp_crop(image, m, size)
-    h, w = image.shape[:2]
-    inv = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
-    corners = transform_points(np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]]), inv)
-    x0 = max(0, int(math.floor(corners[:, 0].min())) - d)
-    y0 = max(0, int(math.floor(corners[:, 1].min())) - d)
-    x1 = min(w, int(math.ceil(corners[:, 0].max())) + d + 1)
-    y1 = min(h, int(math.ceil(corners[:, 1].max())) + d + 1)
-    rw, rh = (x1 - x0) // d * d, (y1 - y0) // d * d  # drops < d pixels at the image's far edge
-    if rw < d or rh < d:
-        return warp_crop(image, m, size)
-    small = cv2.resize(image[y0:y0 + rh, x0:x0 + rw], (rw // d, rh // d), interpolation=cv2.INTER_AREA)
-    ms = m.copy()
-    ms[:, :2] = m[:, :2] * d
-    ms[:, 2] = m[:, :2] @ np.array([x0 + (d - 1) / 2.0, y0 + (d - 1) / 2.0]) + m[:, 2]
-    return warp_crop(small, ms, size)
-
-
 class FaceCache:
     """Every face of a dataset pre-cut to a fixed-size square around its crop region.
 
@@ -168,7 +138,7 @@ class FaceCache:
             raise ValueError(f"dataset landmarks must have shape (L, 2), got {pts.shape}")
         box = finite_landmark_box(pts)
         m = crop_matrix(box, region_factor, cache_size)
-        img_c = cut_region(image, m, cache_size, antialias)
+        img_c = warp_crop(image, m, cache_size, antialias=antialias)
         pts_c = transform_points(pts, m).astype(np.float32)
         # m is scale + translation only, so the box maps corner to corner.
         box_c = transform_points(box.reshape(2, 2), m).reshape(4).astype(np.float32)
@@ -202,7 +172,7 @@ class FaceCache:
             path: if given, the arrays are written straight into ``.npy`` files in this
                 directory (memmapped, so datasets larger than RAM work) and the result is
                 `load`-ed from there.
-            antialias: box-filter large faces before the warp (see `cut_region`).
+            antialias: box-filter large faces before the warp (see `facelandmarks_smt.preprocess.warp_crop`).
         """
         if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 1.0):
             raise ValueError(f"margin must be a finite number >= 1, got {margin!r}")

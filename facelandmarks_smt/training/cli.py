@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+import warnings
 from typing import Any
+
+import numpy as np
 
 
 def _parse_value(text: str) -> Any:
@@ -51,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-clock budget; the run stops cleanly with a checkpoint and scored weights")
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps (this call)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt with the same config")
+    t.add_argument("--init", metavar="WEIGHTS",
+                   help="start from these weights (.safetensors or a pretrained name) with a fresh optimiser "
+                        "and this run's lr and sigma schedule; the model config must match")
     t.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     t.add_argument("--cache", help="folder to keep the decoded face cache in (reused when it exists)")
@@ -95,6 +102,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cache_key(dataset, model_cfg, margin: float) -> str:
+    """Hash of everything that defines a cached face set: each face's files (path, size, mtime),
+    its landmarks, and the crop settings, so other data never silently reuses an old cache."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"input_size": model_cfg.input_size, "crop_factor": model_cfg.crop_factor,
+                         "margin": round(float(margin), 6), "n": len(dataset)}).encode())
+    for (path, lm), meta in zip(dataset.items, dataset.metas):
+        try:
+            st = os.stat(path)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "?"
+        h.update(f"{path}|{stamp}|{meta.get('name', '')}|".encode())
+        h.update(np.ascontiguousarray(lm, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _init_weights(name_or_path: str, cfg) -> dict:
+    from .. import hub
+    from ..weights_io import load_weights
+
+    path, _ = hub.resolve(name_or_path)
+    config, state, _ = load_weights(path)
+    arch = ("num_landmarks", "width", "inner_width", "num_stacks", "hourglass_depth", "coord_hidden",
+            "input_size", "heatmap_stride")
+    diff = [k for k in arch if getattr(config, k) != getattr(cfg.model, k)]
+    if diff:
+        raise ValueError(f"--init weights {path} do not fit the model config: "
+                         + ", ".join(f"{k} {getattr(config, k)} vs {getattr(cfg.model, k)}" for k in diff))
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -102,9 +144,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import load_datasets, split_dataset
     from .trainer import Trainer
 
+    t_start = time.monotonic()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_train_config(args.config, _overrides(args.set))
+    init_state = None
+    if args.init:
+        if args.resume:
+            raise ValueError("--init and --resume exclude each other (resume restores its own weights)")
+        init_state = _init_weights(args.init, cfg)
     data = load_datasets(args.data)
     if args.val_data:
         train, val = data, load_datasets(args.val_data)
@@ -120,16 +168,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         root = Path(args.cache)
         need = AugmentedBatches.required_region_factor(cfg.model, cfg.augment) / cfg.model.crop_factor
-        key = f"{cfg.model.input_size}_{cfg.model.crop_factor}_{need:.3f}_{cfg.seed}_{cfg.val_fraction}"
-        tdir, vdir = root / f"train_{key}", root / f"val_{key}"
+        tdir = root / f"train_{cache_key(train, cfg.model, need)}"
+        vdir = root / f"val_{cache_key(val, cfg.model, 1.0)}"
         train_cache = FaceCache.load(tdir) if (tdir / "info.json").is_file() else \
             FaceCache.build(train, cfg.model, margin=max(1.0, need), path=tdir, progress=not args.no_progress)
         val_cache = FaceCache.load(vdir) if (vdir / "info.json").is_file() else \
             FaceCache.build(val, cfg.model, margin=1.0, path=vdir, progress=not args.no_progress)
+    if len(val) < 20:
+        warnings.warn(f"the validation split has only {len(val)} faces: model selection on it is noise; "
+                      "give more data, a larger val_fraction or --val-data", stacklevel=1)
+    if args.init:
+        names["init"] = str(args.init)
     trainer = Trainer(cfg, train_cache, val_cache, args.out, device=args.device, data_lists=names,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, init_weights=init_state)
+    max_minutes = args.max_minutes
+    if max_minutes is not None and not args.resume:  # data loading and caching count against the budget
+        max_minutes = max(0.0, max_minutes - (time.monotonic() - t_start) / 60)
     try:
-        summary = trainer.run(max_minutes=args.max_minutes, resume=args.resume, max_steps=args.max_steps)
+        summary = trainer.run(max_minutes=max_minutes, resume=args.resume, max_steps=args.max_steps)
     finally:
         trainer.close()
     if trainer.dist.is_main:
@@ -164,11 +220,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return cmd_train(args)
-    if args.command == "export":
-        return cmd_export(args)
-    return cmd_evaluate(args)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "export":
+            return cmd_export(args)
+        return cmd_evaluate(args)
+    except (ValueError, FileNotFoundError, TypeError) as e:  # bad data or arguments: one clear line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

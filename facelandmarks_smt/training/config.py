@@ -42,6 +42,10 @@ class TrainConfig:
     weight_decay: float = 5e-4
     lr_milestones: tuple[int, ...] = (120, 200)
     lr_gamma: float = 0.1
+    # With a time budget (--max-minutes): also multiply the lr by lr_gamma once each of these
+    # fractions of the budget has passed (a schedule that fits whatever throughput the machine
+    # gives; such a run is resumable but its lr then depends on wall-clock time).
+    lr_milestone_fractions: tuple[float, ...] = ()
     warmup_steps: int = 0
     grad_clip: float = 0.0  # 0: off
     ema_decay: float = 0.0  # 0: off
@@ -62,6 +66,7 @@ class TrainConfig:
         self.stage_epochs = tuple(int(e) for e in self.stage_epochs)
         self.stage_time_fractions = tuple(float(f) for f in self.stage_time_fractions)
         self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
+        self.lr_milestone_fractions = tuple(float(f) for f in self.lr_milestone_fractions)
         errors = []
         if self.sigma_mode not in ("temporal", "spatial", "fixed"):
             errors.append(f"sigma_mode must be temporal, spatial or fixed, got {self.sigma_mode!r}")
@@ -75,6 +80,8 @@ class TrainConfig:
             errors.append("spatial schedule gives a non-positive sigma for the last stack")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             errors.append(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if any(not 0.0 < f < 1.0 for f in self.lr_milestone_fractions):
+            errors.append("lr_milestone_fractions must lie in (0, 1)")
         if self.optimizer not in ("adam", "adamw"):
             errors.append(f"optimizer must be adam or adamw, got {self.optimizer!r}")
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:

@@ -34,6 +34,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from ..images import read_image_file
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "LandmarkDataset",
@@ -80,25 +82,9 @@ def _to_rgb_uint8(img: np.ndarray, source: str) -> np.ndarray:
 
 
 def load_image(path: PathLike) -> np.ndarray:
-    """Read an image file as ``uint8`` ``HxWx3`` RGB.
-
-    The EXIF orientation tag is ignored on purpose: landmark annotations (300-W, AFLW, dlib
-    imglab) refer to the stored pixel grid, not to the rotated display.  Bytes are read with
-    numpy so that non-ASCII paths work on every OS.
-    """
-    import cv2
-
-    p = os.fspath(path)
-    try:
-        data = np.fromfile(p, dtype=np.uint8)
-    except OSError as e:
-        raise FileNotFoundError(f"cannot read image {p}: {e}") from e
-    img = None
-    if data.size:
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if img is None:
-        raise ValueError(f"cannot decode image {p} (empty, truncated or not an image)")
-    return np.ascontiguousarray(img[:, :, ::-1])
+    """Read an image file as ``uint8`` ``HxWx3`` RGB (`facelandmarks_smt.images.read_image_file`,
+    the decoder `Detector` uses too)."""
+    return read_image_file(path)
 
 
 # ----------------------------------------------------------------------------------------------

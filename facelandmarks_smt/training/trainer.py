@@ -212,9 +212,13 @@ class Trainer:
         pts = torch.from_numpy(batch["landmarks"]).to(self.device)
         return x, crop_to_heatmap(pts, self.cfg.model.heatmap_stride)
 
-    def lr_at(self, epoch: int, step: int) -> float:
+    def lr_at(self, epoch: int, step: int, elapsed: float | None = None) -> float:
         cfg = self.cfg
         lr = cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+        budget = getattr(self, "_budget", None)
+        if budget and cfg.lr_milestone_fractions:
+            t = self.state["elapsed"] if elapsed is None else elapsed
+            lr *= cfg.lr_gamma ** sum(t >= f * budget for f in cfg.lr_milestone_fractions)
         if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
             lr *= (step + 1) / cfg.warmup_steps
         return lr
@@ -435,8 +439,11 @@ class Trainer:
             self.load_checkpoint()
         self._write_run_files()
         budget = max_minutes * 60 if max_minutes is not None else None
+        self._budget = budget
+        val_seconds = 0.0  # the last validation's duration: the budget must leave room for one
         st = self.state
         t0 = time.monotonic() - st["elapsed"]
+        t_call = time.monotonic()
         steps_this_call = 0
         stop_reason = "schedule finished"
         total_steps = cfg.epochs * self.steps_per_epoch
@@ -453,7 +460,12 @@ class Trainer:
                     bar.update(1)
                     if st["step"] % cfg.log_every == 0:
                         bar.set_postfix(loss=f"{loss:.4g}", lr=f"{parts['lr']:.2g}", stage=st["stage"])
-                    out_of_time = budget is not None and st["elapsed"] >= budget
+                    if budget is not None and val_seconds == 0.0:  # no validation timed yet:
+                        per_face = (time.monotonic() - t_call) / (steps_this_call * cfg.batch_size)
+                        val_guess = per_face * len(self.val_cache) / 2.5  # forward only ~ 1/3 of a step
+                    else:
+                        val_guess = val_seconds
+                    out_of_time = budget is not None and st["elapsed"] + val_guess >= budget
                     out_of_steps = max_steps is not None and steps_this_call >= max_steps
                     if self.dist.any_flag(out_of_time or out_of_steps):
                         stop_reason = "time budget" if out_of_time else "max_steps"
@@ -470,7 +482,9 @@ class Trainer:
                     break
                 st["epoch"] += 1
                 st["batch"] = 0
+                tv = time.monotonic()
                 plateau = self._validate_and_record()
+                val_seconds = time.monotonic() - tv
                 stage_end = stage_end_epoch(cfg, st["stage"], st["stage_start_epoch"])
                 if st["stage"] < num_stages(cfg) - 1 and (plateau or st["epoch"] >= stage_end):
                     self._next_stage()
