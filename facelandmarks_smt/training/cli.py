@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -175,8 +174,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_cache = FaceCache.load(vdir) if (vdir / "info.json").is_file() else \
             FaceCache.build(val, cfg.model, margin=1.0, path=vdir, progress=not args.no_progress)
     if len(val) < 20:
-        warnings.warn(f"the validation split has only {len(val)} faces: model selection on it is noise; "
-                      "give more data, a larger val_fraction or --val-data", stacklevel=1)
+        print(f"warning: the validation split has only {len(val)} faces: model selection on it is noise; "
+              "give more data, a larger val_fraction or --val-data", file=sys.stderr)
     if args.init:
         names["init"] = str(args.init)
     trainer = Trainer(cfg, train_cache, val_cache, args.out, device=args.device, data_lists=names,

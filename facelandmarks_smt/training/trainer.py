@@ -161,15 +161,17 @@ class Trainer:
         if self.train_cache.num_landmarks != mcfg.num_landmarks:
             raise ValueError(f"training data has {self.train_cache.num_landmarks} landmarks, "
                              f"the model config {mcfg.num_landmarks}")
+        self.steps_per_epoch = len(self.train_cache) // (cfg.batch_size * self.dist.world_size)
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{len(self.train_cache)} training faces are fewer than one batch of "
+                             f"{cfg.batch_size} x {self.dist.world_size} processes")
+        if len(self.val_cache) == 0:
+            raise ValueError("the validation set is empty")
         flip = self.scheme.flip_permutation if self.scheme is not None else None
         self.batches = AugmentedBatches(self.train_cache, mcfg, cfg.augment, cfg.batch_size, cfg.seed,
                                         flip_permutation=flip, num_workers=cfg.num_workers)
         self.val_batches = AugmentedBatches(self.val_cache, mcfg, AugmentConfig.disabled(), cfg.val_batch_size,
                                             0, shuffle=False, drop_last=False, num_workers=cfg.num_workers)
-        self.steps_per_epoch = len(self.train_cache) // (cfg.batch_size * self.dist.world_size)
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"{len(self.train_cache)} training faces are fewer than one batch of "
-                             f"{cfg.batch_size} x {self.dist.world_size} processes")
 
         torch.manual_seed(cfg.seed)
         self.model = SMTNet(mcfg)
