@@ -15,6 +15,7 @@ from .decode import decode_heatmaps, heatmap_to_crop
 from .images import check_boxes, load_image
 from .models import SMTNet
 from .preprocess import crop_matrix, invert_affine, normalise_crops, transform_points, warp_crop
+from .schemes import get_scheme, map_68_to_19, map_scores_68_to_19
 from .weights_io import load_model
 
 
@@ -71,7 +72,10 @@ class Detector:
         face_detector: str | object = "haar",
         batch_size: int = 16,
         sha256: str | None = None,
+        scheme: str | None = None,
     ) -> None:
+        """``scheme``: the landmark layout `detect` returns; None gives the model's own, and a
+        68-point (300w-68) model can also give ``"aflw-19"`` (derived via `schemes.map_68_to_19`)."""
         self.device = resolve_device(device)
         self.metadata: dict[str, str] = {}
         if isinstance(weights, SMTNet):
@@ -89,6 +93,7 @@ class Detector:
         self.batch_size = batch_size
         self._face_detector_spec = face_detector
         self._face_detector = None
+        self.scheme = self._output_scheme(scheme)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -111,6 +116,16 @@ class Detector:
         else:
             model = SMTNet(config)
         return cls(model, **kwargs)
+
+    def _output_scheme(self, scheme: str | None) -> str:
+        native = self.config.scheme
+        if scheme is None or scheme == native:
+            return native
+        name = get_scheme(scheme).name
+        if name == native or (name == "aflw-19" and native == "300w-68" and self.num_landmarks == 68):
+            return name
+        raise ValueError(f"scheme {scheme!r} cannot be given by this model, which predicts {native!r} "
+                         f"({self.num_landmarks} points); a '300w-68' model can also give 'aflw-19'")
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -221,10 +236,12 @@ class Detector:
         crops, mats = self._crop_checked(image, boxes)
         pts, scores = self.predict_crops(crops, return_scores=True)
         pts_img = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
+        if self.scheme != self.config.scheme:  # 300w-68 -> aflw-19, the one conversion offered
+            pts_img, scores = map_68_to_19(pts_img), map_scores_68_to_19(scores)
         return [Face(landmarks=pts_img[i], scores=scores[i], box=boxes[i].astype(np.float32),
                      detection_score=det_scores[i]) for i in range(len(boxes))]
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"Detector(config={c.name!r}, num_landmarks={c.num_landmarks}, scheme={c.scheme!r}, "
+        return (f"Detector(config={c.name!r}, num_landmarks={c.num_landmarks}, scheme={self.scheme!r}, "
                 f"device={str(self.device)!r})")

@@ -1,24 +1,45 @@
-"""Pretrained weights by name: where they are looked for, and their published checksums.
+"""Pretrained weights by name: a registry of published files, where they are found, and downloads.
 
-Lookup order for a name: ``$FACELANDMARKS_SMT_WEIGHTS``, the package's bundled ``weights/``
-folder (a source checkout), then the user cache ``~/.cache/facelandmarks_smt``. Nothing is
-downloaded implicitly; a name that is not installed raises an error saying what to do.
+A registered name is looked for in ``$FACELANDMARKS_SMT_WEIGHTS``, in the package
+(``facelandmarks_smt/weights/``, so ``pip install`` alone gives the small model, offline), and in
+the user cache ``~/.cache/facelandmarks_smt``. A name found nowhere is downloaded from its
+Hugging Face Hub repository with ``huggingface_hub.hf_hub_download`` (into the Hub's own cache,
+``HF_HOME``/``HF_HUB_CACHE``; ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` apply as usual) and checked
+against the sha256 written here, so a changed or corrupt file is never loaded. See
+docs/publishing.md for how a release reaches the Hub and this registry.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Placeholder: the Hub repository that will hold the published weights. It does NOT exist yet;
+#: create it (docs/publishing.md) before a release and put its id here.
+PLACEHOLDER_HUB_REPO_ID = "facelandmarks-smt/PLACEHOLDER-create-before-release"
+
+#: Folder of the weights that ship inside the package (package data).
+PACKAGE_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
 
 @dataclass(frozen=True)
 class PretrainedWeights:
+    """One published weights file.
+
+    ``revision`` should be the Hub commit hash of the upload (a branch name like ``"main"`` can
+    move; the sha256 check catches that, but a pinned commit never needs it).
+    """
+
     name: str
     filename: str
     sha256: str
     num_landmarks: int
     description: str
+    repo_id: str = PLACEHOLDER_HUB_REPO_ID
+    revision: str = "main"
 
 
 # One entry per published weights file; each has a model card weights/<name>.md with its numbers.
@@ -29,27 +50,34 @@ REGISTRY: dict[str, PretrainedWeights] = {
         sha256="b01b4d4efed13f30dbd7ea5b6326ded69558783c11283e0ee8ffe7205e2f725f",
         num_landmarks=68,
         description="SMT-Net small (128/256), 68 points, 300-W training folders, 52 min on a 2-core CPU; "
-                    "300-W common NME 4.25% (gt boxes). Non-commercial research only (300-W licence).",
+                    "300-W common NME 4.25% (gt boxes). Non-commercial research only (300-W licence). "
+                    "Ships inside the package.",
     ),
 }
 
 
+class PretrainedWeightsUnavailable(FileNotFoundError):
+    """A registered name whose file is neither installed nor downloadable right now."""
+
+
 def search_dirs() -> list[Path]:
+    """Local folders searched for a registered file, in order (the Hub cache comes after them)."""
     dirs = []
     env = os.environ.get("FACELANDMARKS_SMT_WEIGHTS")
     if env:
         dirs.append(Path(env))
-    dirs.append(Path(__file__).resolve().parent.parent / "weights")
+    dirs.append(PACKAGE_WEIGHTS_DIR)
     dirs.append(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facelandmarks_smt")
     return dirs
 
 
 def available() -> list[str]:
-    """Names of registered pretrained weights that are installed on this machine."""
-    return [name for name in REGISTRY if _find(REGISTRY[name].filename) is not None]
+    """Names of registered weights that load without a download (local folders or the Hub cache)."""
+    return [name for name, entry in REGISTRY.items()
+            if _find_local(entry.filename) is not None or _find_in_hub_cache(entry) is not None]
 
 
-def _find(filename: str) -> Path | None:
+def _find_local(filename: str) -> Path | None:
     for d in search_dirs():
         p = d / filename
         if p.is_file():
@@ -57,25 +85,86 @@ def _find(filename: str) -> Path | None:
     return None
 
 
+def _find_in_hub_cache(entry: PretrainedWeights) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(entry.repo_id, entry.filename, revision=entry.revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _unknown_name_error(name: str) -> ValueError:
+    known = sorted(REGISTRY)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ValueError(
+        f"unknown pretrained weights name {name!r}.{hint} Known names: {', '.join(known) or 'none'}. "
+        "To load your own file, pass its path (ending in .safetensors).")
+
+
+def download(name: str) -> Path:
+    """Fetch a registered file from the Hugging Face Hub (or the Hub cache) and check its sha256."""
+    if name not in REGISTRY:
+        raise _unknown_name_error(name)
+    entry = REGISTRY[name]
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    where = f"{entry.filename} from Hugging Face Hub repo {entry.repo_id!r} (revision {entry.revision!r})"
+    fix = (f"Fix: download it once with network access (it is cached), or put {entry.filename} in "
+           f"$FACELANDMARKS_SMT_WEIGHTS or {search_dirs()[-1]}, or pass the file's path instead of the name.")
+    try:
+        path = Path(hf_hub_download(entry.repo_id, entry.filename, revision=entry.revision,
+                                    library_name="facelandmarks_smt"))
+    except LocalEntryNotFoundError as e:
+        why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
+               else "the Hub could not be reached (no network?)")
+        raise PretrainedWeightsUnavailable(
+            f"pretrained weights {name!r} are not installed and cannot be downloaded: {why}; needed {where}, "
+            f"which is not in the Hub cache either. {fix}") from e
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as e:
+        raise PretrainedWeightsUnavailable(
+            f"pretrained weights {name!r}: the Hub has no {where} ({type(e).__name__}). This version of "
+            f"facelandmarks_smt expects it there; upgrade facelandmarks_smt, or get the file another way. "
+            f"{fix}") from e
+    except HfHubHTTPError as e:
+        raise PretrainedWeightsUnavailable(
+            f"pretrained weights {name!r}: downloading {where} failed: {e}. {fix}") from e
+    actual = _sha256(path)
+    if actual != entry.sha256.lower():
+        raise ValueError(
+            f"pretrained weights {name!r}: the downloaded {where} has sha256 {actual}, but this version of "
+            f"facelandmarks_smt expects {entry.sha256}; it was not loaded. The file on the Hub differs from "
+            f"the published one (or the cached copy {path} is damaged): delete that copy and retry, or upgrade "
+            "facelandmarks_smt.")
+    return path
+
+
 def resolve(name_or_path: str | os.PathLike) -> tuple[Path, str | None]:
-    """``(path, expected sha256 or None)`` for a weights file path or a registered name."""
+    """``(path, expected sha256 or None)`` for a weights file path or a registered name.
+
+    A registered name that is not installed locally is downloaded (see `download`).
+    """
     p = Path(name_or_path)
-    if p.suffix == ".safetensors" or p.exists():
+    if p.suffix == ".safetensors" or p.exists() or isinstance(name_or_path, os.PathLike):
         if not p.is_file():
             raise FileNotFoundError(f"weights file not found: {p}")
         return p, None
     name = str(name_or_path)
     if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY)) or "none yet"
-        raise FileNotFoundError(
-            f"no pretrained weights named {name!r}: registered names: {known}. No pretrained weights "
-            "are installed with this version; pass the path of a .safetensors file trained with "
-            "`python -m facelandmarks_smt.training train`, or use Detector.from_config() for a "
-            "random-init model.")
+        raise _unknown_name_error(name)
     entry = REGISTRY[name]
-    found = _find(entry.filename)
+    found = _find_local(entry.filename)
     if found is None:
-        dirs = ", ".join(str(d) for d in search_dirs())
-        raise FileNotFoundError(
-            f"pretrained weights {name!r} ({entry.filename}) are not installed; looked in: {dirs}")
+        found = download(name)
     return found, entry.sha256

@@ -60,6 +60,7 @@ __all__ = [
     "register_scheme",
     "mirror_points",
     "map_68_to_19",
+    "map_scores_68_to_19",
 ]
 
 
@@ -320,3 +321,13 @@ def map_68_to_19(points68: np.ndarray) -> np.ndarray:
     for k, idx in enumerate(MAP_68_TO_19):
         out[..., k, :] = pts[..., list(idx), :].mean(axis=-2)
     return out
+
+
+def map_scores_68_to_19(scores68: np.ndarray) -> np.ndarray:
+    """Per-landmark confidences ``(..., 68)`` in the AFLW 19-point layout: each 19-point score is
+    the mean score of the 68-point indices its landmark is computed from (:data:`MAP_68_TO_19`)."""
+    sc = np.asarray(scores68)
+    if sc.ndim < 1 or sc.shape[-1] != 68:
+        raise ValueError(f"expected scores of shape (..., 68), got {sc.shape}")
+    out_dtype = sc.dtype if np.issubdtype(sc.dtype, np.floating) else np.float64
+    return np.stack([sc[..., list(idx)].mean(axis=-1) for idx in MAP_68_TO_19], axis=-1).astype(out_dtype)

@@ -2,7 +2,8 @@
 
 A file alone rebuilds its model (architecture, landmark count, crop factor, normalisation, theta,
 scheme, training-data licence). Loading checks the file before trusting it: existence, optional
-sha256, readable safetensors, a config, and tensors matching the architecture exactly.
+sha256, readable safetensors, a config, tensors matching the architecture exactly, and every
+tensor finite (a NaN weight would otherwise give NaN landmarks and scores without any error).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from .config import ModelConfig
 
@@ -41,7 +43,8 @@ def save_weights(
     """Write weights + config (+ free-form JSON-able ``metadata``) and return the file's sha256.
 
     ``half=True`` stores floating tensors as fp16 (BatchNorm statistics too; they load back to
-    fp32). Only tensors are stored, never pickles.
+    fp32). Only tensors are stored, never pickles. The file gets ordinary permissions (0o666 less
+    the umask, like any file the user writes), written to a temporary name and renamed into place.
     """
     state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else model_or_state
     tensors = {}
@@ -56,7 +59,9 @@ def save_weights(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
+    # safetensors' save_file creates its file 0o600; writing its bytes ourselves honours the umask.
+    with open(tmp, "wb") as f:
+        f.write(safetensors_bytes(tensors, metadata=meta))
     os.replace(tmp, path)
     return sha256_file(path)
 
@@ -102,7 +107,16 @@ def load_weights(
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"weights file {path} is corrupt or truncated: {e}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    check_state_dict(_shapes_of(config), state, source=f"weights file {path}")
     return config, state, meta
+
+
+def _shapes_of(config: ModelConfig) -> torch.nn.Module:
+    """The model a config describes, on the meta device: its tensor names and shapes, no memory."""
+    from .models import SMTNet
+
+    with torch.device("meta"):
+        return SMTNet(config)
 
 
 def load_model(path: str | os.PathLike, num_landmarks: int | None = None, sha256: str | None = None):
@@ -111,13 +125,12 @@ def load_model(path: str | os.PathLike, num_landmarks: int | None = None, sha256
 
     config, state, meta = load_weights(path, num_landmarks=num_landmarks, sha256=sha256)
     model = SMTNet(config)
-    check_state_dict(model, state, source=str(path))
     model.load_state_dict(state)
     return model.eval(), meta
 
 
 def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
-    """Raise ValueError naming missing, unexpected or mis-shaped tensors."""
+    """Raise ValueError naming missing, unexpected, mis-shaped or non-finite (NaN/inf) tensors."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -129,3 +142,7 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
            for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
     if bad:
         raise ValueError(f"{source} has tensors of the wrong shape: {bad[:5]}")
+    not_finite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if not_finite:
+        raise ValueError(f"{source} is corrupt: {len(not_finite)} tensors hold NaN or inf values: "
+                         f"{not_finite[:5]}")

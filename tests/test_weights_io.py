@@ -86,3 +86,41 @@ def test_missing_key_and_no_config(tmp_path, tiny_model):
     with pytest.raises(ValueError, match="wrong shape"):
         load_model(p)
     assert read_metadata(path)["format"] == "facelandmarks_smt"
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_rejected_naming_file_and_tensor(tmp_path, tiny_model, bad_value):
+    """Corrupt weights loaded by path must raise, never give NaN landmarks or scores silently."""
+    state = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    state["heatmap_heads.1.bias"][2] = bad_value
+    path = tmp_path / "nan.safetensors"
+    save_weights(state, tiny_model.config, path)
+    with pytest.raises(ValueError, match=r"nan\.safetensors is corrupt.*NaN or inf.*heatmap_heads\.1\.bias"):
+        load_weights(path)
+    with pytest.raises(ValueError, match="heatmap_heads.1.bias"):
+        Detector(path, device="cpu")
+
+
+def test_fp16_overflow_is_caught(tmp_path, tiny_model):
+    """A value too large for fp16 becomes inf in a half file: the load must say so."""
+    state = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    state["coord_heads.0.fc1.weight"].view(-1)[0] = 1e6
+    path = tmp_path / "half.safetensors"
+    save_weights(state, tiny_model.config, path, half=True)
+    with pytest.raises(ValueError, match="coord_heads.0.fc1.weight"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_saved_files_get_ordinary_permissions(tmp_path, tiny_model, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        path = tmp_path / "best.safetensors"
+        save_weights(tiny_model, tiny_model.config, path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert not list(tmp_path.glob("*.tmp"))
