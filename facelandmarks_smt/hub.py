@@ -127,7 +127,7 @@ def download(name: str) -> Path:
         path = Path(hf_hub_download(entry.repo_id, entry.filename, revision=entry.revision,
                                     library_name="facelandmarks_smt"))
     except LocalEntryNotFoundError as e:
-        why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
+        why = ("HF_HUB_OFFLINE is set (unset it for the one download)" if constants.HF_HUB_OFFLINE
                else "the Hub could not be reached (no network?)")
         raise PretrainedWeightsUnavailable(
             f"pretrained weights {name!r} are not installed and cannot be downloaded: {why}; needed {where}, "
