@@ -59,7 +59,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 class Detector:
     """Facial landmarks with SMT-Net.
 
-    >>> det = Detector("weights/smtnet-300w-small.safetensors")     # or Detector.from_pretrained(name)
+    >>> det = Detector("my-weights.safetensors")                    # or Detector.from_pretrained(name)
     >>> faces = det.detect("photo.jpg")                             # bundled face detector finds faces
     >>> faces = det.detect(image_rgb, boxes=[[x1, y1, x2, y2]])     # or give landmark boxes
     """
