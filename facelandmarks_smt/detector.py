@@ -98,7 +98,9 @@ class Detector:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> "Detector":
-        """A detector from a registered pretrained name or a weights file path (see `hub`)."""
+        """A detector from a registered pretrained name or a weights file path. A name is looked
+        up locally (the package ships the small model) and otherwise downloaded from the Hugging
+        Face Hub and sha256-checked (see `hub`)."""
         path, sha = hub.resolve(name_or_path)
         kwargs.setdefault("sha256", sha)
         return cls(path, **kwargs)

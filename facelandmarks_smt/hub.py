@@ -156,7 +156,8 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[Path, str | None]:
     A registered name that is not installed locally is downloaded (see `download`).
     """
     p = Path(name_or_path)
-    if p.suffix == ".safetensors" or p.exists() or isinstance(name_or_path, os.PathLike):
+    looks_like_path = isinstance(name_or_path, os.PathLike) or "/" in str(name_or_path) or os.sep in str(name_or_path)
+    if p.suffix == ".safetensors" or p.exists() or looks_like_path:
         if not p.is_file():
             raise FileNotFoundError(f"weights file not found: {p}")
         return p, None

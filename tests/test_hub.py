@@ -236,6 +236,8 @@ def test_a_missing_path_is_not_a_name(tmp_path):
         Detector.from_pretrained(tmp_path / "gone.safetensors")
     with pytest.raises(FileNotFoundError, match="weights file not found"):
         Detector.from_pretrained(str(tmp_path / "gone.safetensors"))
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        Detector.from_pretrained("runs/small/best")
 
 
 def test_env_folder_is_searched_and_sha_checked(monkeypatch, tmp_path):
