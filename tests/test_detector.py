@@ -141,7 +141,7 @@ def test_devices():
 def test_config_readable_and_from_pretrained_message(det):
     assert det.num_landmarks == 68 and det.config.name == "tiny"
     assert "num_landmarks=68" in repr(det)
-    with pytest.raises(FileNotFoundError, match="no pretrained weights named"):
+    with pytest.raises(ValueError, match="unknown pretrained weights name"):
         Detector.from_pretrained("smtnet-no-such-model")
     with pytest.raises(FileNotFoundError, match="not found"):
         Detector.from_pretrained("/nonexistent/model.safetensors")
