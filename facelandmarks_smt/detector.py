@@ -15,8 +15,23 @@ from .decode import decode_heatmaps, heatmap_to_crop
 from .images import check_boxes, load_image
 from .models import SMTNet
 from .preprocess import crop_matrix, invert_affine, normalise_crops, transform_points, warp_crop
-from .schemes import get_scheme, map_68_to_19, map_scores_68_to_19
+from .schemes import get_scheme, map_68_to_19, map_scores_68_to_19, mirror_points
 from .weights_io import load_model
+from .backends import check_backend, make_runner, set_torch_threads
+from .export import file_sha256
+
+#: Default bound on the activation memory of one network call; `predict_crops` and `detect` run
+#: faces in chunks that fit it.
+MEMORY_LIMIT_MB = 512.0
+MAX_BATCH = 32
+
+
+def batch_size_for(config: ModelConfig, memory_limit_mb: float = MEMORY_LIMIT_MB) -> int:
+    """Faces per network call that fit ``memory_limit_mb`` of fp32 activations. Measured peak
+    (max RSS, batch 8, tiny and small): 13-17 feature maps of ``width x S/4 x S/4`` per face, so
+    16 plus the input crop is the estimate; capped at `MAX_BATCH` (larger batches gain nothing on CPU)."""
+    per_face = 4 * (16 * config.width * config.heatmap_size ** 2 + 3 * config.input_size ** 2)
+    return int(max(1, min(MAX_BATCH, memory_limit_mb * 2 ** 20 // per_face)))
 
 
 @dataclass
@@ -62,6 +77,14 @@ class Detector:
     >>> det = Detector("my-weights.safetensors")                    # or Detector.from_pretrained(name)
     >>> faces = det.detect("photo.jpg")                             # bundled face detector finds faces
     >>> faces = det.detect(image_rgb, boxes=[[x1, y1, x2, y2]])     # or give landmark boxes
+
+    Speed options (the network call is the only thing they change; see `backends`):
+    ``backend`` ``"torch"`` or ``"onnxruntime"`` (CPU; the graph is exported once and cached by
+    the weights' sha256); ``precision`` ``"fp32"``, ``"bf16"`` (torch, CPUs with native bf16) or
+    ``"int8"`` (onnxruntime, statically quantised on ``calibration`` folders of annotated
+    training faces, or taken from the cache); ``threads`` sets torch's (process-wide) and
+    onnxruntime's intra-op threads; ``batch_size`` faces per network call (None: as many as fit
+    ``memory_limit_mb``); ``flip_test`` averages each face with its mirror image (2x the work).
     """
 
     def __init__(
@@ -70,9 +93,15 @@ class Detector:
         device: str = "auto",
         num_landmarks: int | None = None,
         face_detector: str | object = "haar",
-        batch_size: int = 16,
+        batch_size: int | None = None,
         sha256: str | None = None,
         scheme: str | None = None,
+        backend: str = "torch",
+        precision: str = "fp32",
+        threads: int | None = None,
+        flip_test: bool = False,
+        calibration=None,
+        memory_limit_mb: float = MEMORY_LIMIT_MB,
     ) -> None:
         """``scheme``: the landmark layout `detect` returns; None gives the model's own, and a
         68-point (300w-68) model can also give ``"aflw-19"`` (derived via `schemes.map_68_to_19`)."""
@@ -87,10 +116,21 @@ class Detector:
             model, self.metadata = load_model(weights, num_landmarks=num_landmarks, sha256=sha256)
         else:
             raise TypeError(f"weights must be a path to a .safetensors file or an SMTNet, got {type(weights).__name__}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None (fit memory_limit_mb), got {batch_size}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+        check_backend(backend, precision, self.device)
         self.model = model.to(self.device).eval()
-        self.batch_size = batch_size
+        self.batch_size = batch_size or batch_size_for(self.model.config, memory_limit_mb)
+        self.backend, self.precision, self.threads, self.flip_test = backend, precision, threads, bool(flip_test)
+        if self.flip_test and len(get_scheme(model.config.scheme).flip_permutation) != model.config.num_landmarks:
+            raise ValueError(f"flip_test needs the flip permutation of scheme {model.config.scheme!r} for "
+                             f"{model.config.num_landmarks} landmarks")
+        set_torch_threads(threads)
+        if backend == "onnxruntime" and sha256 is None and isinstance(weights, (str, os.PathLike)):
+            sha256 = file_sha256(weights)
+        self._runner = make_runner(self.model, backend, precision, threads, sha256, calibration)
         self._face_detector_spec = face_detector
         self._face_detector = None
         self.scheme = self._output_scheme(scheme)
@@ -187,22 +227,46 @@ class Detector:
         ``crops``: numpy uint8 NHWC RGB, or torch NCHW (float RGB in [0, 1], or uint8), each
         ``input_size`` square and cropped with `preprocess.crop_matrix` conventions.
         With ``return_scores`` also returns per-landmark confidences ``(N, L)``.
+        Faces run through the network ``batch_size`` at a time (half that with ``flip_test``).
         """
-        x = self._to_input(crops)
+        if not isinstance(crops, (np.ndarray, torch.Tensor)):
+            self._to_input(crops)  # raises, naming the accepted types
+        if crops.ndim == 3:
+            crops = crops[None]
+        self._to_input(crops[:0])  # checks shape and dtype once, before any work
         cfg = self.config
+        step = max(1, self.batch_size // 2) if self.flip_test else self.batch_size
         coords, scores = [], []
-        for i in range(0, x.shape[0], self.batch_size):
-            heatmaps, residuals = self.model(x[i:i + self.batch_size])[-1]
-            c, s = decode_heatmaps(heatmaps, residuals, cfg.theta)
-            coords.append(heatmap_to_crop(c, cfg.heatmap_stride))
+        for i in range(0, len(crops), step):
+            c, s = self._predict_normalised(self._to_input(crops[i:i + step]))
+            coords.append(c)
             scores.append(s)
         if coords:
-            pts = torch.cat(coords).float().cpu().numpy()
-            sc = torch.cat(scores).float().cpu().numpy()
+            pts, sc = np.concatenate(coords), np.concatenate(scores)
         else:
             pts = np.zeros((0, cfg.num_landmarks, 2), np.float32)
             sc = np.zeros((0, cfg.num_landmarks), np.float32)
         return (pts, sc) if return_scores else pts
+
+    def _predict_normalised(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The one network call (any backend) and the shared decoding, in crop pixels.
+
+        ``flip_test`` runs the mirrored crops in the same call, maps their points back
+        (``x -> (S - 1) - x``, then the scheme's flip permutation) and averages the *points* and
+        scores: heatmaps are not averaged because each residual is an offset from its own argmax."""
+        cfg = self.config
+        n = x.shape[0]
+        if self.flip_test:
+            x = torch.cat([x, x.flip(-1)])
+        heatmaps, residuals = self._runner(x)
+        c, s = decode_heatmaps(heatmaps, residuals, cfg.theta)
+        pts = heatmap_to_crop(c, cfg.heatmap_stride).float().cpu().numpy()
+        sc = s.float().cpu().numpy()
+        if self.flip_test:
+            perm = list(get_scheme(cfg.scheme).flip_permutation)
+            pts = 0.5 * (pts[:n] + mirror_points(pts[n:], cfg.input_size, perm))
+            sc = 0.5 * (sc[:n] + sc[n:][:, perm])
+        return pts.astype(np.float32), sc.astype(np.float32)
 
     def crop(self, image, boxes) -> tuple[np.ndarray, np.ndarray]:
         """Model-ready crops ``(N, S, S, 3)`` uint8 and their affine matrices ``(N, 2, 3)``."""
@@ -246,4 +310,5 @@ class Detector:
     def __repr__(self) -> str:
         c = self.config
         return (f"Detector(config={c.name!r}, num_landmarks={c.num_landmarks}, scheme={self.scheme!r}, "
-                f"device={str(self.device)!r})")
+                f"device={str(self.device)!r}, backend={self.backend!r}, precision={self.precision!r}, "
+                f"flip_test={self.flip_test})")
