@@ -130,15 +130,21 @@ def int8_graph(model: SMTNet, weights_sha256: str | None, calibration=None) -> P
         recipe = {"crops_sha256": hashlib.sha256(np.ascontiguousarray(crops).tobytes()).hexdigest(),
                   "num_crops": len(crops), **QUANT_SETTINGS}
     else:
-        folders = [str(Path(f).resolve()) for f in ([calibration] if isinstance(calibration, (str, os.PathLike))
-                                                    else calibration)]
+        from .training.datasets import LandmarkDataset
+
+        if isinstance(calibration, LandmarkDataset):
+            source = calibration
+            folders = sorted({str(Path(item[0]).parent.resolve()) for item in calibration.items})
+        else:
+            source = [calibration] if isinstance(calibration, (str, os.PathLike)) else list(calibration)
+            folders = [str(Path(f).resolve()) for f in source]
         crops = None
         recipe = {"folders": folders, "num_crops": DEFAULT_NUM_CROPS, **QUANT_SETTINGS}
     path = cache_dir() / f"{stem}-{recipe_key(recipe)}.onnx" if stem else None
     if path is not None and path.is_file():
         return path
     if crops is None:
-        crops, recipe = calibration_crops(folders, cfg, DEFAULT_NUM_CROPS)
+        crops, recipe = calibration_crops(source, cfg, DEFAULT_NUM_CROPS)
     with tempfile.TemporaryDirectory() as tmp:
         meta = {"facelandmarks_smt.weights_sha256": weights_sha256} if weights_sha256 else None
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", metadata=meta)

@@ -16,9 +16,8 @@ from .images import check_boxes, load_image
 from .models import SMTNet
 from .preprocess import crop_matrix, invert_affine, normalise_crops, transform_points, warp_crop
 from .schemes import get_scheme, map_68_to_19, map_scores_68_to_19, mirror_points
-from .weights_io import load_model
+from .weights_io import load_model, sha256_file
 from .backends import check_backend, make_runner, set_torch_threads
-from .export import file_sha256
 
 #: Default bound on the activation memory of one network call; `predict_crops` and `detect` run
 #: faces in chunks that fit it.
@@ -129,7 +128,7 @@ class Detector:
                              f"{model.config.num_landmarks} landmarks")
         set_torch_threads(threads)
         if backend == "onnxruntime" and sha256 is None and isinstance(weights, (str, os.PathLike)):
-            sha256 = file_sha256(weights)
+            sha256 = sha256_file(weights)
         self._runner = make_runner(self.model, backend, precision, threads, sha256, calibration)
         self._face_detector_spec = face_detector
         self._face_detector = None

@@ -13,7 +13,6 @@ packages; the torch.export-based exporter is used only where the old one is gone
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -25,6 +24,7 @@ import torch
 
 from .config import ModelConfig
 from .models import SMTNet
+from .weights_io import sha256_file
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -112,14 +112,6 @@ def cached_onnx(model: SMTNet, weights_sha256: str, opset: int = OPSET, director
     return path
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export(weights: str | os.PathLike, out: str | os.PathLike, opset: int = OPSET, int8: bool = False,
            calibration: list[str] | None = None, num_calibration: int | None = None) -> dict:
     """Export a weights file (or a registered pretrained name) to ``out``; with ``int8`` the
@@ -130,7 +122,7 @@ def export(weights: str | os.PathLike, out: str | os.PathLike, opset: int = OPSE
 
     path, expected = hub.resolve(weights)
     model, _ = load_model(path, sha256=expected)
-    sha = file_sha256(path)
+    sha = sha256_file(path)
     meta = {"facelandmarks_smt.weights_sha256": sha}
     out = Path(out)
     if int8:
@@ -144,7 +136,7 @@ def export(weights: str | os.PathLike, out: str | os.PathLike, opset: int = OPSE
             quantize_int8(fp32, out, crops, recipe)
     else:
         export_onnx(model, out, opset=opset, metadata=meta)
-    return {"out": str(out), "sha256": file_sha256(out), "opset": opset, "precision": "int8" if int8 else "fp32",
+    return {"out": str(out), "sha256": sha256_file(out), "opset": opset, "precision": "int8" if int8 else "fp32",
             "weights": str(path), "weights_sha256": sha}
 
 

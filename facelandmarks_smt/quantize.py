@@ -25,18 +25,23 @@ DEFAULT_NUM_CROPS = 256
 DEFAULT_SEED = 0
 #: Everything about the quantisation except the data; part of the int8 cache key.
 QUANT_SETTINGS = {"format": "QDQ", "weights": "int8 per-channel", "activations": "uint8 per-tensor",
-                  "calibration_method": "MinMax", "reduce_range": False}
+                  "calibration_method": "MinMax", "reduce_range": False, "ops": ["Conv", "Gemm", "MatMul"]}
 
 
-def calibration_crops(folders: Sequence[str | os.PathLike], config: ModelConfig, num: int = DEFAULT_NUM_CROPS,
+def calibration_crops(folders, config: ModelConfig, num: int = DEFAULT_NUM_CROPS,
                       seed: int = DEFAULT_SEED) -> tuple[np.ndarray, dict]:
     """``num`` uint8 NHWC crops drawn without replacement (fixed ``seed``) from annotated folders
-    (images + .pts), cropped around each face's landmark box, and the recipe that made them."""
-    from .training.datasets import load_datasets
+    (images + .pts; or a `training.datasets.LandmarkDataset`), cropped around each face's
+    landmark box, and the recipe that made them."""
+    from .training.datasets import LandmarkDataset, load_datasets
 
     if isinstance(folders, (str, os.PathLike)):
         folders = [folders]
-    data = load_datasets([str(f) for f in folders])
+    if isinstance(folders, LandmarkDataset):
+        data = folders
+        folders = sorted({str(Path(item[0]).parent) for item in data.items})
+    else:
+        data = load_datasets([str(f) for f in folders])
     if len(data) == 0:
         raise ValueError(f"no annotated faces found in {list(map(str, folders))}")
     if num < 1:
@@ -47,8 +52,7 @@ def calibration_crops(folders: Sequence[str | os.PathLike], config: ModelConfig,
         image, landmarks, _ = data[int(i)]
         m = crop_matrix(landmark_box(landmarks), config.crop_factor, config.input_size)
         crops.append(warp_crop(np.asarray(image), m, config.input_size))
-    recipe = {"folders": [Path(f).name if Path(f).name not in ("trainset", "train") else
-                          f"{Path(f).parent.name}/{Path(f).name}" for f in folders],
+    recipe = {"folders": [_short(f) for f in folders],
               "faces_available": len(data), "num_crops": len(idx), "seed": seed,
               "selection": "numpy default_rng(seed).permutation(len(faces))[:num]",
               "crop": f"crop_matrix(ground-truth landmark box, crop_factor={config.crop_factor}, "
@@ -90,7 +94,8 @@ def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops: 
         q = Path(tmp) / "int8.onnx"
         quantize_static(str(prepped), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        reduce_range=QUANT_SETTINGS["reduce_range"], calibrate_method=CalibrationMethod.MinMax)
+                        reduce_range=QUANT_SETTINGS["reduce_range"], calibrate_method=CalibrationMethod.MinMax,
+                        op_types_to_quantize=QUANT_SETTINGS["ops"])
         proto = onnx.load(str(q))
     src = {p.key: p.value for p in onnx.load(str(fp32_model), load_external_data=False).metadata_props}
     del proto.metadata_props[:]
@@ -101,6 +106,12 @@ def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops: 
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     return _atomic_write(Path(out), proto.SerializeToString())
+
+
+def _short(folder) -> str:
+    """``helen/trainset`` rather than a machine-specific absolute path."""
+    p = Path(folder)
+    return f"{p.parent.name}/{p.name}" if p.name.lower() in ("trainset", "train", "testset", "test") else p.name
 
 
 def recipe_key(recipe: dict) -> str:

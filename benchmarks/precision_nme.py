@@ -1,0 +1,95 @@
+"""300-W common-set NME of each backend/precision of one weights file (ground-truth boxes).
+
+    python benchmarks/precision_nme.py [--weights smtnet-300w-small] [--data /path/to/landmarks68]
+                                       [--json docs/results/precision_nme.json]
+
+Rows: torch fp32, onnxruntime fp32, onnxruntime int8 (calibrated on crops of the 300-W training
+folders, never the test faces), torch fp32 with flip test-time augmentation, torch bf16. The JSON
+is rewritten after each row, so a long run (bf16 is slow on CPUs without native bf16) keeps what
+it finished. `inference_speed.py` reads this JSON when its weights sha256 matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from facelandmarks_smt import Detector, hub
+from facelandmarks_smt.weights_io import sha256_file
+from facelandmarks_smt.training.datasets import three_hundred_w
+from facelandmarks_smt.training.evaluate import evaluate_detector
+
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = os.environ.get("FACELANDMARKS_SMT_DATA", "/work/shared/data/landmarks68")
+DEFAULT_JSON = REPO / "docs" / "results" / "precision_nme.json"
+#: (label, Detector keyword arguments), in the order they are run.
+VARIANTS = [
+    ("torch fp32", {"backend": "torch", "precision": "fp32"}),
+    ("onnxruntime fp32", {"backend": "onnxruntime", "precision": "fp32"}),
+    ("onnxruntime int8", {"backend": "onnxruntime", "precision": "int8"}),
+    ("torch fp32 + flip test", {"backend": "torch", "precision": "fp32", "flip_test": True}),
+    ("torch bf16", {"backend": "torch", "precision": "bf16"}),
+]
+
+
+def training_folders(data_root: str | os.PathLike):
+    """The 300-W training faces (afw, helen/trainset, lfpw/trainset), for int8 calibration."""
+    return three_hundred_w(data_root, "train")
+
+
+def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLike | None, threads: int = 1,
+                        variants=None, limit: int | None = None) -> dict:
+    path, sha = hub.resolve(weights)
+    common = three_hundred_w(data_root, "common")
+    calibration = training_folders(data_root)
+    result = {"weights": str(path.name), "weights_sha256": sha256_file(path), "set": "300-W common (helen/testset + "
+              "lfpw/testset)", "boxes": "gt", "normalisation": "inter-ocular", "machine": cpu_name(),
+              "torch": torch.__version__, "rows": []}
+    for label, kwargs in variants or VARIANTS:
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # bf16 emulation warning
+            det = Detector.from_pretrained(weights, device="cpu", threads=threads, face_detector="haar",
+                                           calibration=calibration if kwargs.get("precision") == "int8" else None,
+                                           **kwargs)
+        report = evaluate_detector(det, common, boxes="gt", progress=False, limit=limit)
+        m = report["metrics"]
+        row = {"variant": label, **kwargs, "faces": m["faces"], "nme": m["nme"], "nme49": m["nme49"],
+               "fr8": m["fr8"], "auc8": m["auc8"], "seconds": round(time.perf_counter() - t, 1)}
+        if kwargs.get("precision") == "int8":
+            row["calibration"] = _int8_recipe(det)
+        result["rows"].append(row)
+        print(f"{label:26} NME {m['nme']:.3f}%  ({m['faces']} faces, {row['seconds']:.0f} s)", flush=True)
+        if out_json:
+            Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+            Path(out_json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _int8_recipe(det: Detector) -> dict | None:
+    meta = det._runner.session.get_modelmeta().custom_metadata_map
+    recipe = meta.get("facelandmarks_smt.calibration")
+    return json.loads(recipe) if recipe else None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default="smtnet-300w-small", help="registered name or .safetensors path")
+    p.add_argument("--data", default=DEFAULT_DATA, help="folder holding 300w/ (or its parent)")
+    p.add_argument("--json", default=str(DEFAULT_JSON))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--limit", type=int, default=None, help="first N faces only (a quick check)")
+    args = p.parse_args()
+    evaluate_precisions(args.weights, args.data, args.json, args.threads, limit=args.limit)
+
+
+if __name__ == "__main__":
+    main()
