@@ -3,10 +3,12 @@
     python benchmarks/precision_nme.py [--weights smtnet-300w-small] [--data /path/to/landmarks68]
                                        [--json docs/results/precision_nme.json]
 
-Rows: torch fp32, onnxruntime fp32, onnxruntime int8 (calibrated on crops of the 300-W training
-folders, never the test faces), torch fp32 with flip test-time augmentation, torch bf16. The JSON
+Rows: onnxruntime int8 (calibrated on crops of the 300-W training folders, never the test faces),
+onnxruntime fp32, torch fp32, torch fp32 with flip test-time augmentation, torch bf16. The JSON
 is rewritten after each row, so a long run (bf16 is slow on CPUs without native bf16) keeps what
-it finished. `inference_speed.py` reads this JSON when its weights sha256 matches.
+it finished. `inference_speed.py` reads this JSON when its weights sha256 matches. Faces are
+cropped once around their ground-truth landmark boxes (as `evaluate_detector(boxes="gt")` does)
+and every variant runs on the same crops.
 """
 
 from __future__ import annotations
@@ -18,23 +20,26 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from facelandmarks_smt import Detector, hub
-from facelandmarks_smt.weights_io import sha256_file
+from facelandmarks_smt.preprocess import invert_affine, transform_points
 from facelandmarks_smt.training.datasets import three_hundred_w
-from facelandmarks_smt.training.evaluate import evaluate_detector
+from facelandmarks_smt.training.evaluate import evaluate_predictions
+from facelandmarks_smt.training.metrics import landmark_boxes
+from facelandmarks_smt.weights_io import sha256_file
 
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = os.environ.get("FACELANDMARKS_SMT_DATA", "/work/shared/data/landmarks68")
 DEFAULT_JSON = REPO / "docs" / "results" / "precision_nme.json"
-#: (label, Detector keyword arguments), in the order they are run.
+#: (label, Detector keyword arguments), in the order they are run (most informative first).
 VARIANTS = [
-    ("torch fp32", {"backend": "torch", "precision": "fp32"}),
-    ("onnxruntime fp32", {"backend": "onnxruntime", "precision": "fp32"}),
     ("onnxruntime int8", {"backend": "onnxruntime", "precision": "int8"}),
+    ("onnxruntime fp32", {"backend": "onnxruntime", "precision": "fp32"}),
+    ("torch fp32", {"backend": "torch", "precision": "fp32"}),
     ("torch fp32 + flip test", {"backend": "torch", "precision": "fp32", "flip_test": True}),
     ("torch bf16", {"backend": "torch", "precision": "bf16"}),
 ]
@@ -45,11 +50,28 @@ def training_folders(data_root: str | os.PathLike):
     return three_hundred_w(data_root, "train")
 
 
+def common_crops(det: Detector, data_root: str, limit: int | None = None):
+    """Crops of every common-set face around its ground-truth landmark box (the paper's protocol,
+    as in `evaluate_detector(boxes="gt")`), their crop matrices and the ground truth. Made once
+    and shared by all variants, which then differ only in the network call, like in `Detector`."""
+    common = three_hundred_w(data_root, "common")
+    n = len(common) if limit is None else min(limit, len(common))
+    crops, mats, gts = [], [], []
+    for i in range(n):
+        image, landmarks, _ = common[i]
+        gt = np.asarray(landmarks, np.float32)
+        c, m = det.crop(image, landmark_boxes(gt)[:1])
+        crops.append(c[0])
+        mats.append(m[0])
+        gts.append(gt)
+    return np.stack(crops), np.stack(mats), np.stack(gts)
+
+
 def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLike | None, threads: int = 1,
                         variants=None, limit: int | None = None) -> dict:
-    path, sha = hub.resolve(weights)
-    common = three_hundred_w(data_root, "common")
+    path, _ = hub.resolve(weights)
     calibration = training_folders(data_root)
+    crops = mats = gts = None
     result = {"weights": str(path.name), "weights_sha256": sha256_file(path), "set": "300-W common (helen/testset + "
               "lfpw/testset)", "boxes": "gt", "normalisation": "inter-ocular", "machine": cpu_name(),
               "torch": torch.__version__, "rows": []}
@@ -57,11 +79,14 @@ def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLik
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # bf16 emulation warning
-            det = Detector.from_pretrained(weights, device="cpu", threads=threads, face_detector="haar",
+            det = Detector.from_pretrained(weights, device="cpu", threads=threads,
                                            calibration=calibration if kwargs.get("precision") == "int8" else None,
                                            **kwargs)
-        report = evaluate_detector(det, common, boxes="gt", progress=False, limit=limit)
-        m = report["metrics"]
+        if crops is None:
+            crops, mats, gts = common_crops(det, data_root, limit)
+        pts = det.predict_crops(crops)
+        pred = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
+        m = evaluate_predictions(pred, gts, None, label, "gt")["metrics"]
         row = {"variant": label, **kwargs, "faces": m["faces"], "nme": m["nme"], "nme49": m["nme49"],
                "fr8": m["fr8"], "auc8": m["auc8"], "seconds": round(time.perf_counter() - t, 1)}
         if kwargs.get("precision") == "int8":
@@ -87,8 +112,11 @@ def main() -> None:
     p.add_argument("--json", default=str(DEFAULT_JSON))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=None, help="first N faces only (a quick check)")
+    p.add_argument("--variants", nargs="+", choices=[v[0] for v in VARIANTS], metavar="LABEL",
+                   help=f"run only these, in this order (default: all of {[v[0] for v in VARIANTS]})")
     args = p.parse_args()
-    evaluate_precisions(args.weights, args.data, args.json, args.threads, limit=args.limit)
+    variants = [next(v for v in VARIANTS if v[0] == label) for label in args.variants] if args.variants else None
+    evaluate_precisions(args.weights, args.data, args.json, args.threads, variants=variants, limit=args.limit)
 
 
 if __name__ == "__main__":
