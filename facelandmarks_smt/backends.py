@@ -75,7 +75,8 @@ class TorchRunner:
 
 
 class OrtRunner:
-    """An ONNX Runtime session on an exported graph (a path or serialised bytes)."""
+    """An ONNX Runtime session on an exported graph (a path or serialised bytes). With
+    ``OMP_WAIT_POLICY=PASSIVE`` in the environment its worker threads do not spin-wait either."""
 
     def __init__(self, graph: str | os.PathLike | bytes, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -85,6 +86,9 @@ class OrtRunner:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+            # ORT's own thread pool ignores OpenMP's variable; honour it so one setting stops both spinning
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph), sess_options=opts,
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name

@@ -160,3 +160,19 @@ def test_chunks_fit_the_memory_bound(torch_det, crops):
     det = Detector(torch_det.model, device="cpu", memory_limit_mb=1)
     assert det.batch_size == 1
     np.testing.assert_allclose(det.predict_crops(crops[:3]), torch_det.predict_crops(crops[:3]), atol=1e-4)
+
+
+def test_passive_wait_policy_stops_onnxruntime_spinning(monkeypatch, torch_det):
+    from facelandmarks_smt.export import export_onnx
+
+    graph = export_onnx(torch_det.model)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    opts = OrtRunner(graph, threads=1).session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    opts = OrtRunner(graph, threads=1).session.get_session_options()
+    try:
+        spinning = opts.get_session_config_entry("session.intra_op.allow_spinning")
+    except RuntimeError:  # not set: ORT's default, spinning allowed
+        spinning = None
+    assert spinning != "0"
