@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..cli import HelpFormatter
+
 
 def _parse_value(text: str) -> Any:
     try:
@@ -36,11 +38,11 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m facelandmarks_smt.training", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train SMT-Net on annotated faces",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     t.add_argument("--data", nargs="+", required=True,
                    help="training data: folders of images + .pts (300-W layout), .csv, .xml (dlib) or .json files")
     t.add_argument("--val-data", nargs="+",
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no tqdm bars")
 
     e = sub.add_parser("evaluate", help="score weights on annotated faces (NME, NMDE, FR, AUC, CED plot)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     e.add_argument("--weights", required=True, help="a .safetensors weights file or a registered pretrained name")
     e.add_argument("--data", nargs="+", required=True, help="test data folders/files (formats as for train)")
     e.add_argument("--out", required=True, help="output folder for report.json and ced.png")
@@ -78,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--title", default=None, help="title of the report and plot")
     e.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     x = sub.add_parser("export", help="write release weights: fp16 or fp32, licence note, sha256",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     x.add_argument("--weights", required=True, help="a trained .safetensors file (e.g. OUT/best.safetensors)")
     x.add_argument("--out", required=True, help="the release file to write")
     x.add_argument("--half", action="store_true", help="store floating tensors as fp16 (half the size)")
