@@ -95,7 +95,7 @@ def _face_size(landmarks: np.ndarray) -> float:
 
 
 def draw_landmarks(image: np.ndarray, faces: Iterable, inset: bool = True, draw_box: bool = True,
-                   inset_fraction: float = 0.4) -> np.ndarray:
+                   inset_fraction: float = 0.5) -> np.ndarray:
     """An RGB copy of ``image`` (HxWx3 uint8 RGB) with each face's landmarks drawn.
 
     ``faces``: `Face` objects (``landmarks`` and ``box``) or ``(L, 2)`` landmark arrays. With

@@ -95,3 +95,30 @@ def test_ray_folder(tmp_path):
     # the mirrored picture's face sits mirrored: its landmarks' mean x is mirrored too
     mean_x = {n: sum(by_file[n]["landmarks"][0::2]) / 68 for n in ("a.jpg", "b.png")}
     assert abs(mean_x["a.jpg"] + mean_x["b.png"] - 255) < 6
+
+
+def test_ray_predictor_class_without_ray(tmp_path):
+    """The callable class that Ray runs per batch, called directly: one row per face, a row per
+    unreadable file, Arrow types that Parquet stores (also checked when Ray cannot start here)."""
+    import importlib.util
+
+    import numpy as np
+
+    pa = pytest.importorskip("pyarrow")
+    spec = importlib.util.spec_from_file_location("ray_folder", EXAMPLES / "ray_folder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = module.quick_folder(tmp_path / "photos")
+    paths = sorted(folder.iterdir())
+    batch = {"bytes": np.array([p.read_bytes() for p in paths], dtype=object),
+             "path": np.array([str(p) for p in paths])}
+    table = module.LandmarkPredictor(device="cpu")(batch)
+    assert isinstance(table, pa.Table) and table.num_rows == 3
+    rows = {Path(r["path"]).name: r for r in table.to_pylist()}
+    assert rows["broken.jpg"]["face"] == -1 and "cannot identify" in rows["broken.jpg"]["error"].lower()
+    assert rows["a.jpg"]["face"] == 0 and len(rows["a.jpg"]["landmarks"]) == 136
+    assert table.schema.field("landmarks").type == pa.list_(pa.float32())
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, tmp_path / "x.parquet")
+    assert pq.read_table(tmp_path / "x.parquet").num_rows == 3
