@@ -146,6 +146,14 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert e.value.code == 2
 
 
+def test_empty_folder_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["detect", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--device", "cpu",
+                     "--no-progress"]) == 1
+    assert "no image or video files in folder" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["files"][0]["error"]
+
+
 def test_supported_kwargs_passes_only_what_a_function_takes():
     def f(image, boxes=None, min_face_score=0.5):
         pass
