@@ -10,7 +10,8 @@
 Annotations: a JSON list ``[{"image": "img/001.jpg", "landmarks": [[x, y], ...]}, ...]``, a CSV
 with rows ``image,x0,y0,x1,y1,...``, 300-W style folders (image + ``.pts``) or dlib XML; image
 paths are relative to the annotation file; coordinates are 0-based pixels (docs/CONVENTIONS.md).
-The same run from the command line: ``python -m facelandmarks_smt.training train --data ...``.
+The same from the command line: ``python -m facelandmarks_smt.training train --data my_faces.json
+--config small --init smtnet-300w-small --out runs/mine`` (``--help`` lists every option).
 
 ``--quick`` writes six stand-in faces (the sample photo moved and turned, its "annotations" the
 shipped model's landmarks moved with it: no real labels ship with the project) and trains a random
