@@ -60,12 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add, _) in COMMANDS.items():
         add(sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter))
+    from .export import add_export_parser, run_export  # ONNX export (imports torch)
+
+    add_export_parser(sub).set_defaults(_run=run_export)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command][2](args)
+    run = getattr(args, "_run", None) or COMMANDS[args.command][2]
+    return run(args)
 
 
 # --- detect ------------------------------------------------------------------------------------

@@ -164,8 +164,10 @@ def _atomic_write(path: Path, data: bytes) -> Path:
 # -- CLI glue (wired into facelandmarks_smt.cli by the lead) -----------------------------------
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``export --weights W --out model.onnx [--opset N] [--int8 --calibration DIR...]``."""
+    from .cli import HelpFormatter  # shows each default once
+
     p = subparsers.add_parser("export", help="export weights to an ONNX graph (fp32, or int8 with calibration)",
-                              description=export.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              description=export.__doc__, formatter_class=HelpFormatter)
     p.add_argument("--weights", required=True, help="a .safetensors file or a registered pretrained name")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=OPSET, help="ONNX opset")
