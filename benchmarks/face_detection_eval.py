@@ -86,6 +86,9 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=str(REPO / "docs/results/face_detection/nme_common.json"))
     ap.add_argument("--resume", action="store_true", help="keep the runs already in --out, do the rest")
+    ap.add_argument("--only", nargs="*", default=None, choices=["gt_boxes", "yunet", "yunet_rotation_corrected"],
+                    help="run only these box sources (several processes can share the work)")
+    ap.add_argument("--no-timing", action="store_true", help="skip the YuNet timing pass")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -108,14 +111,14 @@ def main(argv=None) -> int:
     if args.resume and Path(args.out).is_file():
         old = json.loads(Path(args.out).read_text())
         results["runs"], results["yunet_timing"] = old["runs"], old["yunet_timing"]
-    else:
+    elif not args.no_timing:
         results["yunet_timing"] = time_detector(axis.face_detector, common)
-    print(json.dumps(results["yunet_timing"]))
+    print(json.dumps(results.get("yunet_timing")))
     for angle in args.angles:
         for name, det, boxes in (("gt_boxes", axis, "gt"), ("yunet", axis, "detector"),
                                  ("yunet_rotation_corrected", upright, "detector")):
             key = f"rot{angle:+g}/{name}"
-            if key in results["runs"]:
+            if key in results["runs"] or (args.only and name not in args.only):
                 continue
             t = time.time()
             rep = evaluate_detector(det, Rotated(common, angle), boxes=boxes, progress=False,

@@ -34,10 +34,11 @@ def batch_size_for(config: ModelConfig, memory_limit_mb: float = MEMORY_LIMIT_MB
     return int(max(1, min(MAX_BATCH, memory_limit_mb * 2 ** 20 // per_face)))
 
 
-#: Default ``min_face_score`` of `Detector.detect`: YuNet scores are in [0, 1]; every one of the
-#: 2,012 300-W training faces scored above 0.6, and so did all 554 common-set faces, while
-#: about half of the other detections above YuNet's floor of 0.5 on those crops fall below it
-#: (measured, docs/face_detection.md).
+#: Default ``min_face_score`` of `Detector.detect` (YuNet scores are in [0, 1]). Measured with
+#: benchmarks/fit_face_box_adapter.py: every annotated face scored at least 0.77 (2,012 300-W
+#: training faces) and 0.87 (554 common-set faces); 0.6 leaves margin for harder photos and drops
+#: the weakest of the other detections above YuNet's floor of 0.5 (220 -> 188 on the training
+#: crops, some of them real unannotated faces). See docs/face_detection.md.
 DEFAULT_MIN_FACE_SCORE = 0.6
 
 _LAZY_LOCK = threading.Lock()
