@@ -80,7 +80,7 @@ def time_detector(fd: YuNetFaceDetector, ds) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=str(REPO / "weights/smtnet-300w-small.safetensors"))
+    ap.add_argument("--weights", default=str(REPO / "facelandmarks_smt/weights/smtnet-300w-small.safetensors"))
     ap.add_argument("--data-root", default=ROOT)
     ap.add_argument("--angles", type=float, nargs="*", default=[0.0, 30.0, -30.0])
     ap.add_argument("--limit", type=int, default=None)
