@@ -1,22 +1,30 @@
-"""Fit the BoxAdapter that maps Haar cascade boxes to tight 68-landmark boxes.
+"""Fit the BoxAdapters that map YuNet boxes to tight 68-landmark boxes.
 
-Why: the landmark model is trained on crops built from landmark boxes; a detector's own boxes
-sit elsewhere (the frontal Haar square covers brows to upper lip, not the chin). This script
-runs the bundled Haar detector with the identity adapter on the 300-W *training* folders only
-(never the common test set), matches each annotated face to one detection, fits the adapter
-and writes ``facelandmarks_smt/data/haar_adapter.json`` (copy the printed numbers into
-``DEFAULT_HAAR_ADAPTER`` in ``facelandmarks_smt/face_detection.py``).
+Why: the landmark model is trained on crops built from landmark boxes; YuNet's WIDER FACE boxes
+sit elsewhere (they include the forehead). This script runs the bundled YuNet with identity
+adapters on the 300-W *training* folders only, matches each annotated face to one detection and
+fits two adapters:
 
-Matching (one annotated face per crop): pass 1 takes the detection with the highest raw IoU
-with the landmark box if IoU >= 0.3 and fits a first adapter; pass 2 re-matches with the
-*adapted* boxes at IoU >= 0.5 and refits on those pairs. Detection rate = share of annotated
-faces with an adapted detection at IoU >= 0.5. A seeded 80/20 split of the same faces gives a
-held-out check of the fit.
+- ``axis``: YuNet box -> the image-axis landmark box (crops without rotation);
+- ``upright``: YuNet box -> the landmark box in the face's upright frame, the frame given by
+  YuNet's eye keypoints (crops with rotation correction, ``upright=True``);
+- ``roll_gain``: YuNet's eye keypoints lean towards level, so the eye-line angle under-states a
+  tilt. Each training image is also rotated by a seeded random angle in +-35 deg; the gain is the
+  least-squares factor from the change of the eye-line angle to the true rotation.
+
+It writes ``facelandmarks_smt/data/yunet_adapter.json``. With ``--report-common`` it then runs
+YuNet on the 300-W common set (never used for the fit) and reports the mean IoU with the landmark
+box before (raw YuNet box) and after adaptation, plus recall.
+
+Matching (one annotated face per crop): pass 1 takes the detection with the highest raw IoU with
+the landmark box if IoU >= 0.3 and fits a first adapter; pass 2 re-matches with the *adapted*
+boxes at IoU >= 0.5 and refits on those pairs. Upright IoU is measured in the face's upright
+frame.
 
 Usage::
 
-    .venv/bin/python benchmarks/fit_face_box_adapter.py            # all 2,012 training faces
-    .venv/bin/python benchmarks/fit_face_box_adapter.py --limit 300 --dry-run
+    python benchmarks/fit_face_box_adapter.py --report-common
+    python benchmarks/fit_face_box_adapter.py --limit 300 --dry-run
 """
 
 from __future__ import annotations
@@ -30,19 +38,23 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from facelandmarks_smt.face_detection import (  # noqa: E402
-    HAAR_ADAPTER_PATH,
-    HAAR_CASCADE_PATH,
+    YUNET_ADAPTER_PATH,
+    YUNET_MODEL_PATH,
     BoxAdapter,
-    HaarFaceDetector,
+    YuNetFaceDetector,
     box_iou,
+    roll_angles,
+    upright_landmark_box,
 )
+from facelandmarks_smt.preprocess import landmark_box  # noqa: E402
+from facelandmarks_smt.training.datasets import three_hundred_w  # noqa: E402
 
 try:
     from tqdm import tqdm
@@ -51,190 +63,212 @@ except ImportError:  # progress bars are optional
         return it
 
 DEFAULT_ROOT = os.environ.get("FACELANDMARKS_DATA", "/work/shared/data/landmarks68")
-TRAIN_FOLDERS = ["300w/afw", "300w/helen/trainset", "300w/lfpw/trainset"]
 PASS1_IOU = 0.3
 PASS2_IOU = 0.5
+SCORE_FLOOR = 0.3  # collect everything above this so the score threshold can be studied
 
 
-def read_pts(path: Path) -> np.ndarray:
-    """300-W ``.pts`` -> (L, 2) float32, converted from 1-based to 0-based pixel centres."""
-    lines = path.read_text().splitlines()
-    start = next(i for i, ln in enumerate(lines) if ln.strip() == "{") + 1
-    end = next(i for i, ln in enumerate(lines) if ln.strip() == "}")
-    pts = np.array([[float(v) for v in ln.split()] for ln in lines[start:end]], np.float32)
-    return pts - 1.0
+def to_frame(boxes: np.ndarray, angles) -> np.ndarray:
+    """Centred (x1, y1, x2, y2) boxes whose size is in a frame rotated by ``angles`` -> boxes in
+    that frame's coordinates, so IoU between two boxes of the same face is the upright IoU."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    a = np.radians(np.broadcast_to(np.asarray(angles, np.float64), (len(b),)))
+    c = 0.5 * (b[:, :2] + b[:, 2:])
+    half = 0.5 * (b[:, 2:] - b[:, :2])
+    cu = c[:, 0] * np.cos(a) + c[:, 1] * np.sin(a)
+    cv = -c[:, 0] * np.sin(a) + c[:, 1] * np.cos(a)
+    cc = np.stack([cu, cv], 1)
+    return np.concatenate([cc - half, cc + half], 1)
 
 
-def landmark_box(pts: np.ndarray) -> np.ndarray:
-    return np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
+def collect(det: YuNetFaceDetector, dataset, desc: str):
+    """Raw YuNet detections (boxes, scores, keypoints) and the landmarks of each face."""
+    recs = []
+    for i in tqdm(range(len(dataset)), desc=desc, unit="img"):
+        image, lm, meta = dataset[i]
+        raw = det.detect_raw(image)
+        recs.append({"boxes": raw.boxes.astype(np.float64), "scores": raw.scores,
+                     "kps": raw.keypoints.astype(np.float64), "lm": lm.astype(np.float64),
+                     "name": meta["name"]})
+    return recs
 
 
-def match(det_boxes: np.ndarray, gt_box: np.ndarray, thr: float):
-    """Index and IoU of the best detection for this face, or (-1, best IoU) below ``thr``."""
-    if len(det_boxes) == 0:
+def match(boxes: np.ndarray, target: np.ndarray, thr: float):
+    """Index and IoU of the best box for this face, or (-1, best IoU) below ``thr``."""
+    if len(boxes) == 0:
         return -1, 0.0
-    iou = box_iou(det_boxes, gt_box[None])[:, 0]
+    iou = box_iou(boxes, target[None])[:, 0]
     k = int(np.argmax(iou))
     return (k if iou[k] >= thr else -1), float(iou[k])
 
 
-def fit_two_pass(raws, gts, method="median"):
-    """Pass 1 (raw IoU >= 0.3) -> adapter; pass 2 (adapted IoU >= 0.5) -> refit."""
-    pairs = [(r[k], g) for r, g in zip(raws, gts) for k in [match(r, g, PASS1_IOU)[0]] if k >= 0]
-    if not pairs:
-        raise RuntimeError("no detection matched any face; check the data path")
-    ad1 = BoxAdapter.fit(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), method)
-    pairs2 = []
-    for r, g in zip(raws, gts):
-        if len(r):
-            k, _ = match(ad1.apply(r), g, PASS2_IOU)
-            if k >= 0:
-                pairs2.append((r[k], g))
-    ad2 = BoxAdapter.fit(np.array([p[0] for p in pairs2]), np.array([p[1] for p in pairs2]), method)
-    return ad2, len(pairs), len(pairs2)
+def fit_roll_gain(det: YuNetFaceDetector, dataset, seed: int = 0, max_angle: float = 35.0):
+    """Least-squares gain from the change of YuNet's eye-line angle to a known image rotation."""
+    from face_detection_eval import rotate
+
+    rng = np.random.default_rng(seed)
+    true, est = [], []
+    for i in tqdm(range(len(dataset)), desc="yunet rotated train", unit="img"):
+        image, lm, _ = dataset[i]
+        angle = float(rng.uniform(-max_angle, max_angle))
+        rolls = []
+        for img, pts in ((image, lm), rotate(image, lm, angle)):
+            raw = det.detect_raw(img)
+            if len(raw.boxes) == 0:
+                break
+            c = 0.5 * (raw.boxes[:, :2] + raw.boxes[:, 2:])
+            k = int(np.argmin(np.linalg.norm(c - pts.mean(0), axis=1)))
+            rolls.append(roll_angles(raw.keypoints[k:k + 1])[0])
+        if len(rolls) == 2:
+            true.append(-angle)  # counter-clockwise on screen is a negative roll
+            est.append(rolls[1] - rolls[0])
+    true, est = np.array(true), np.array(est)
+    gain = float(np.sum(true * est) / np.sum(est * est))
+    return gain, {"pairs": len(true), "gain": gain,
+                  "median_abs_roll_error_deg_raw": float(np.median(np.abs(est - true))),
+                  "median_abs_roll_error_deg_with_gain": float(np.median(np.abs(gain * est - true)))}
 
 
-def evaluate(adapter: BoxAdapter, raws, gts):
-    """Detection rate at adapted IoU >= 0.5 and raw-vs-adapted IoU on the matched faces."""
-    ious_raw, ious_ad, hit, raw_hit, extra = [], [], 0, 0, 0
-    for r, g in zip(raws, gts):
-        if len(r) == 0:
+def pairs_for(recs, adapter, upright: bool, thr: float, gain: float = 1.0):
+    """(raw box, target box, angle, raw IoU, adapted IoU, score, n detections) of matched faces.
+
+    ``adapter=None`` matches on raw boxes. Targets: the axis landmark box, or with ``upright`` the
+    landmark box in the frame of the matched detection's eye line.
+    """
+    out = []
+    for r in recs:
+        if len(r["boxes"]) == 0:
             continue
-        k, iou_ad = match(adapter.apply(r), g, PASS2_IOU)
-        if match(r, g, PASS2_IOU)[0] >= 0:
-            raw_hit += 1
-        if k >= 0:
-            hit += 1
-            ious_ad.append(iou_ad)
-            ious_raw.append(float(box_iou(r[k][None], g[None])[0, 0]))
-            extra += len(r) - 1
-    n = len(gts)
+        ang = gain * roll_angles(r["kps"]) if upright else np.zeros(len(r["boxes"]))
+        best = None
+        for k in range(len(r["boxes"])):
+            tgt = upright_landmark_box(r["lm"], ang[k]) if upright else landmark_box(r["lm"])
+            ad = adapter.apply(r["boxes"][k], ang[k] if upright else None) if adapter else r["boxes"][k]
+            iou_ad = float(box_iou(to_frame(ad, ang[k]), to_frame(tgt, ang[k]))[0, 0])
+            if best is None or iou_ad > best[4]:
+                iou_raw = float(box_iou(to_frame(r["boxes"][k], ang[k]), to_frame(tgt, ang[k]))[0, 0])
+                best = (r["boxes"][k], tgt, ang[k], iou_raw, iou_ad, float(r["scores"][k]), len(r["boxes"]))
+        if best is not None and best[4] >= thr:
+            out.append(best)
+    return out
+
+
+def fit_two_pass(recs, upright: bool, method="median", gain: float = 1.0):
+    p1 = pairs_for(recs, None, upright, PASS1_IOU, gain)
+    if not p1:
+        raise RuntimeError("no detection matched any face; check the data path")
+    fit = lambda ps: BoxAdapter.fit(np.array([p[0] for p in ps]), np.array([p[1] for p in ps]),  # noqa: E731
+                                    method, angles=np.array([p[2] for p in ps]) if upright else None)
+    ad1 = fit(p1)
+    p2 = pairs_for(recs, ad1, upright, PASS2_IOU, gain)
+    return fit(p2), len(p1), len(p2)
+
+
+def evaluate(adapter: BoxAdapter, recs, upright: bool, min_score: float = 0.0, gain: float = 1.0) -> dict:
+    """Recall at adapted IoU >= 0.5 and mean raw/adapted IoU with the landmark box."""
+    kept = [{**r, "boxes": r["boxes"][r["scores"] >= min_score], "kps": r["kps"][r["scores"] >= min_score],
+             "scores": r["scores"][r["scores"] >= min_score]} for r in recs]
+    ps = pairs_for(kept, adapter, upright, PASS2_IOU, gain)
+    n = len(recs)
     return {
         "n_faces": n,
-        "n_detected": hit,
-        "detection_rate": hit / max(n, 1),
-        "detection_rate_raw_boxes": raw_hit / max(n, 1),
-        "mean_iou_raw": float(np.mean(ious_raw)) if ious_raw else 0.0,
-        "mean_iou_adapted": float(np.mean(ious_ad)) if ious_ad else 0.0,
-        "median_iou_adapted": float(np.median(ious_ad)) if ious_ad else 0.0,
-        "extra_detections_per_detected_crop": extra / max(hit, 1),
+        "n_matched": len(ps),
+        "recall_iou50": len(ps) / max(n, 1),
+        "mean_iou_raw": float(np.mean([p[3] for p in ps])) if ps else 0.0,
+        "mean_iou_adapted": float(np.mean([p[4] for p in ps])) if ps else 0.0,
+        "median_iou_adapted": float(np.median([p[4] for p in ps])) if ps else 0.0,
+        "extra_detections_per_image": float(np.mean([len(r["boxes"]) for r in kept]) - len(ps) / max(n, 1)),
     }
+
+
+def score_study(recs, adapter) -> dict:
+    """Matched-face scores and unmatched detections at several score thresholds."""
+    ps = pairs_for(recs, adapter, False, PASS2_IOU)
+    s = np.array([p[5] for p in ps])
+    all_scores = np.concatenate([r["scores"] for r in recs])
+    out = {"matched_score_percentiles": {q: float(np.percentile(s, q)) for q in (0, 1, 5, 50)}}
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        out[f"min_score_{t}"] = {"matched_faces_kept": int((s >= t).sum()),
+                                 "other_detections": int((all_scores >= t).sum() - (s >= t).sum())}
+    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=DEFAULT_ROOT)
-    ap.add_argument("--folders", nargs="+", default=TRAIN_FOLDERS)
     ap.add_argument("--limit", type=int, default=0, help="use every k-th face so about N remain")
-    ap.add_argument("--min-size-frac", type=float, default=0.25,
-                    help="min face size as a share of the crop's shorter side (speed: the "
-                         "annotated face fills about half of each crop)")
     ap.add_argument("--method", choices=["median", "lstsq"], default="median")
-    ap.add_argument("--backend", default="auto", choices=["auto", "opencv", "numpy"])
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(HAAR_ADAPTER_PATH))
-    ap.add_argument("--dry-run", action="store_true", help="print, do not write the JSON")
+    ap.add_argument("--report-common", action="store_true",
+                    help="after fitting, report IoU/recall on the 300-W common set (not used for the fit)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random rotations for the roll gain")
+    ap.add_argument("--out", default=str(YUNET_ADAPTER_PATH))
+    ap.add_argument("--report-out", default=str(REPO / "docs/results/face_detection/box_adapter.json"))
+    ap.add_argument("--dry-run", action="store_true", help="print, do not write the JSON files")
     args = ap.parse_args(argv)
 
-    for f in args.folders:
-        if "testset" in f or "ibug" in f.lower():
-            ap.error(f"{f}: test folders must never be used to fit the adapter")
-    root = Path(args.data_root)
-    items = []
-    for f in args.folders:
-        pts_files = sorted((root / f).glob("*.pts"))
-        if not pts_files:
-            ap.error(f"no .pts files in {root / f}")
-        items += [(f, p) for p in pts_files]
-    if args.limit and args.limit < len(items):
-        step = len(items) / args.limit
-        items = [items[int(i * step)] for i in range(args.limit)]
-
-    det = HaarFaceDetector(adapter=BoxAdapter(), backend=args.backend)
-    print(f"detector: {det!r}")
-    raws, gts, folders = [], [], []
+    train = three_hundred_w(args.data_root, "train")
+    if args.limit and args.limit < len(train):
+        step = len(train) / args.limit
+        train = train.subset([int(i * step) for i in range(args.limit)])
+    ident = {"axis": BoxAdapter(), "upright": BoxAdapter()}
+    det = YuNetFaceDetector(score_threshold=SCORE_FLOOR, adapters=ident, roll_gain=1.0)
     t0 = time.time()
-    for folder, pts_path in tqdm(items, desc="haar", unit="img"):
-        img_path = pts_path.with_suffix(".jpg")
-        bgr = cv2.imread(str(img_path))
-        if bgr is None:
-            print(f"skip unreadable {img_path}", file=sys.stderr)
-            continue
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        det.min_size = max(32, int(args.min_size_frac * min(rgb.shape[:2])))
-        raws.append(det.detect_raw(rgb).boxes.astype(np.float64))
-        gts.append(landmark_box(read_pts(pts_path)).astype(np.float64))
-        folders.append(folder)
-    elapsed = time.time() - t0
-    print(f"{len(gts)} faces in {elapsed:.0f} s ({elapsed / max(len(gts), 1) * 1000:.0f} ms/img)")
+    recs = collect(det, train, "yunet train")
+    print(f"{len(recs)} training faces in {time.time() - t0:.0f} s")
 
-    adapter, n1, n2 = fit_two_pass(raws, gts, args.method)
-    # 4 decimals (0.01 px on a 100 px face) so the JSON and the module constants agree exactly
-    adapter = BoxAdapter(**{k: round(v, 4) for k, v in adapter.to_dict().items()})
-    other = fit_two_pass(raws, gts, "lstsq" if args.method == "median" else "median")[0]
-    metrics = evaluate(adapter, raws, gts)
-    per_folder = {
-        f: evaluate(adapter, [r for r, ff in zip(raws, folders) if ff == f],
-                    [g for g, ff in zip(gts, folders) if ff == f])["detection_rate"]
-        for f in args.folders
-    }
-    rng = np.random.default_rng(args.seed)
-    perm = rng.permutation(len(gts))
-    n_tr = int(0.8 * len(gts))
-    tr, te = perm[:n_tr], perm[n_tr:]
-    ad_tr = fit_two_pass([raws[i] for i in tr], [gts[i] for i in tr], args.method)[0]
-    held = evaluate(ad_tr, [raws[i] for i in te], [gts[i] for i in te])
-
-    print(f"pass 1 pairs (raw IoU >= {PASS1_IOU}): {n1}; pass 2 pairs (adapted IoU >= {PASS2_IOU}): {n2}")
-    print(f"adapter ({args.method}): {adapter}")
-    print(f"other method for comparison: {other}")
-    print("metrics (all faces):", json.dumps(metrics, indent=1))
-    print("detection rate per folder:", json.dumps(per_folder, indent=1))
-    print(f"held-out 20% (adapter fitted on the other 80%: {ad_tr}):", json.dumps(held, indent=1))
+    gain, gain_info = fit_roll_gain(det, train, args.seed)
+    gain = round(gain, 3)
+    print("roll gain:", json.dumps(gain_info))
+    fitted, summary = {}, {"roll_gain": gain_info}
+    for kind in ("axis", "upright"):
+        up = kind == "upright"
+        ad, n1, n2 = fit_two_pass(recs, up, args.method, gain)
+        ad = BoxAdapter(**{k: round(v, 4) for k, v in ad.to_dict().items()})
+        fitted[kind] = ad
+        summary[kind] = {"adapter": ad.to_dict(), "pairs_pass1": n1, "pairs_pass2": n2,
+                         "train": evaluate(ad, recs, up, gain=gain)}
+        print(kind, ad, json.dumps(summary[kind]["train"], indent=1))
+    summary["train_score_study"] = score_study(recs, fitted["axis"])
+    print("score study (train):", json.dumps(summary["train_score_study"], indent=1))
 
     out = {
-        "detector": "haar",
-        "cascade": HAAR_CASCADE_PATH.name,
-        "cascade_sha256": hashlib.sha256(HAAR_CASCADE_PATH.read_bytes()).hexdigest(),
-        "adapter": adapter.to_dict(),
-        "raw_box_convention": "cascade rect (x, y, w, h) -> (x-0.5, y-0.5, x+w-0.5, y+h-0.5) "
-                              "in 0-based pixel-centre coordinates",
+        "detector": "yunet",
+        "model": YUNET_MODEL_PATH.name,
+        "model_sha256": hashlib.sha256(YUNET_MODEL_PATH.read_bytes()).hexdigest(),
+        "adapters": {k: v.to_dict() for k, v in fitted.items()},
+        "roll_gain": gain,
+        "raw_box_convention": "FaceDetectorYN row (x, y, w, h) -> (x, y, x + w, y + h)",
+        "upright_convention": "offsets along the face's eye line and down the face; angle from "
+                              "the eye keypoints (roll_angles); target: upright_landmark_box",
         "fit": {
             "date": _dt.date.today().isoformat(),
             "script": "benchmarks/fit_face_box_adapter.py",
-            "data": [f"landmarks68/{f}" for f in args.folders],
-            "data_note": "300-W training folders only (AFW, HELEN trainset, LFPW trainset); "
-                         "crops of one annotated face each",
-            "limit": args.limit or None,
-            "n_faces": len(gts),
-            "n_pairs_fitted": n2,
+            "data": "300-W training folders only: afw, helen/trainset, lfpw/trainset",
+            "n_faces": len(recs),
             "method": args.method,
-            "matching": f"pass 1: best raw IoU >= {PASS1_IOU}; pass 2: best adapted IoU >= "
-                        f"{PASS2_IOU}, refit",
-            "detector_params": {
-                "backend": det.backend,
-                "scale_factor": det.scale_factor,
-                "min_neighbors": det.min_neighbors,
-                "min_size": f"max(32, {args.min_size_frac} * shorter crop side)",
-                "max_side": det.max_side,
-            },
-            "metrics": metrics,
-            "detection_rate_per_folder": per_folder,
-            "heldout_20pct": {"adapter": ad_tr.to_dict(), **held},
-            "other_method": {"lstsq" if args.method == "median" else "median": other.to_dict()},
+            "matching": f"pass 1: best raw IoU >= {PASS1_IOU}; pass 2: best adapted IoU >= {PASS2_IOU}, refit",
+            "yunet_score_floor": SCORE_FLOOR,
+            "axis": summary["axis"],
+            "upright": summary["upright"],
+            "roll_gain": gain_info,
         },
     }
+    report = {"train": summary}
+    if args.report_common:
+        common = three_hundred_w(args.data_root, "common")
+        crecs = collect(det, common, "yunet common")
+        report["common"] = {k: evaluate(fitted[k], crecs, k == "upright", 0.6, gain) for k in fitted}
+        report["common"]["score_study"] = score_study(crecs, fitted["axis"])
+        print("common set:", json.dumps(report["common"], indent=1))
     if args.dry_run:
         print("dry run: not writing", args.out)
     else:
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
         print("wrote", args.out)
-    a = adapter
-    print(
-        "\nDEFAULT_HAAR_ADAPTER = BoxAdapter(\n"
-        f"    scale_x={a.scale_x:.4f}, scale_y={a.scale_y:.4f}, "
-        f"offset_x={a.offset_x:.4f}, offset_y={a.offset_y:.4f},\n)"
-    )
+        if args.report_common:
+            Path(args.report_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.report_out).write_text(json.dumps(report, indent=2) + "\n")
+            print("wrote", args.report_out)
     return 0
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Detector", "Face", "ModelConfig", "get_config", "load_weights", "save_weights", "__version__"]
+__all__ = ["Detector", "Face", "FaceInputWarning", "ModelConfig", "get_config", "load_weights", "save_weights", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import facelandmarks_smt` stays cheap and torch-free
@@ -18,6 +18,10 @@ def __getattr__(name: str) -> Any:  # lazy: `import facelandmarks_smt` stays che
         from . import detector
 
         return getattr(detector, name)
+    if name == "FaceInputWarning":
+        from .images import FaceInputWarning
+
+        return FaceInputWarning
     if name in ("ModelConfig", "get_config"):
         from . import config
 

@@ -156,16 +156,132 @@ def test_from_config_is_deterministic():
 
 
 def test_detect_without_boxes_uses_bundled_face_detector():
-    """The astronaut photo (public domain, committed) has one face; the Haar cascade finds it."""
+    """The astronaut photo (public domain, committed) has one face; YuNet finds it."""
     det = Detector.from_config("tiny", device="cpu")
     faces = det.detect(REPO / "examples" / "astronaut.jpg")
     assert len(faces) == 1
     f = faces[0]
-    assert f.detection_score is not None and f.landmarks.shape == (68, 2)
+    assert 0.6 <= f.detection_score <= 1 and f.landmarks.shape == (68, 2)
+    assert abs(f.angle) < 10
     x1, y1, x2, y2 = f.box
-    # the face lies roughly at x 160-230, y 60-160 in the 512x512 image
-    assert 130 < (x1 + x2) / 2 < 250 and 60 < (y1 + y2) / 2 < 170 and 40 < x2 - x1 < 150
+    # the face lies roughly at x 175-270, y 85-180 in the 512x512 image
+    assert 190 < (x1 + x2) / 2 < 250 and 100 < (y1 + y2) / 2 < 170 and 60 < x2 - x1 < 130
     assert det.detect(np.zeros((64, 64, 3), np.uint8)) == []
+    assert det.detect(np.zeros((1, 1, 3), np.uint8)) == []  # no face in a 1x1 image
+    assert det.detect(REPO / "examples" / "astronaut.jpg", min_face_score=0.999) == []
+    with pytest.raises(ValueError, match="min_face_score"):
+        det.detect(REPO / "examples" / "astronaut.jpg", min_face_score=float("nan"))
+    r = repr(f)
+    assert r.startswith("Face(box=[") and "detection_score=0." in r
+    assert all(len(v.split(".")[1]) == 1 for v in r.split("[")[1].split("]")[0].split(", "))
+
+
+def test_faces_sorted_by_detection_score_and_rotation_option():
+    img = np.asarray(Image.open(REPO / "examples" / "astronaut.jpg").convert("RGB"))
+    canvas = np.full((512, 768, 3), 128, np.uint8)
+    canvas[:, 256:] = img
+    canvas[:160, :160] = np.asarray(Image.fromarray(img).resize((160, 160)))
+    det = Detector.from_config("tiny", device="cpu")
+    faces = det.detect(canvas)
+    assert len(faces) >= 2
+    scores = [f.detection_score for f in faces]
+    assert scores == sorted(scores, reverse=True)
+    assert det.face_detector.upright
+    flat = Detector(det.model, device="cpu", correct_rotation=False)
+    assert not flat.face_detector.upright
+    assert all(f.angle == 0.0 for f in flat.detect(canvas))
+
+
+def test_detector_crops_at_the_face_detectors_angle(image):
+    """A face detector's angles reach crop_matrix, and landmarks map back to the image."""
+    from facelandmarks_smt.face_detection import FaceBoxes, FaceDetector
+    from facelandmarks_smt.preprocess import crop_matrix
+
+    class Tilted(FaceDetector):
+        def detect(self, img):
+            return FaceBoxes(np.array([[100, 60, 220, 180]], np.float32), np.array([0.9], np.float32),
+                             None, np.array([20.0], np.float32))
+
+    det = Detector.from_config("tiny", device="cpu", face_detector=Tilted())
+    face = det.detect(image)[0]
+    assert face.angle == 20.0 and face.detection_score == pytest.approx(0.9)
+    m = crop_matrix([100, 60, 220, 180], det.config.crop_factor, det.config.input_size, angle=20.0)
+    from facelandmarks_smt.preprocess import warp_crop
+
+    crop = warp_crop(image, m, det.config.input_size)
+    pts = det.predict_crops(crop)[0]
+    back = (pts - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
+    np.testing.assert_allclose(face.landmarks, back, atol=1e-3)
+
+
+def test_detect_is_thread_safe():
+    from concurrent.futures import ThreadPoolExecutor
+
+    det = Detector.from_config("tiny", device="cpu")
+    img = np.asarray(Image.open(REPO / "examples" / "astronaut.jpg").convert("RGB"))
+    images = [img, np.ascontiguousarray(img[20:420, 40:500]), np.asarray(Image.fromarray(img).resize((384, 384)))]
+    expected = [det.detect(im) for im in images]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(det.detect, [images[i % 3] for i in range(9)]))
+    for i, faces in enumerate(results):
+        exp = expected[i % 3]
+        assert len(faces) == len(exp)
+        for f, e in zip(faces, exp):
+            np.testing.assert_allclose(f.box, e.box, atol=1e-3)
+            np.testing.assert_allclose(f.landmarks, e.landmarks, atol=1e-2)
+
+
+# --------------------------------------------------------- input that is not what it looks like
+
+
+@pytest.mark.parametrize("img_shape, boxes, match", [
+    ((1, 1, 3), [[0, 0, 100, 100]], "almost entirely outside"),       # a 1x1 image with a face box
+    ((1, 1, 3), [[0, 0, 0.5, 0.5]], "too small to hold a face"),
+    ((240, 320, 3), [[0.1, 0.2, 0.4, 0.6]], "normalised"),             # 0-1 coordinates
+    ((240, 320, 3), [[200, 150, 80, 80]], r"\(x, y, w, h\)"),          # xywh: x2 < x1
+    ((240, 320, 3), [[300, 220, 600, 520]], "almost entirely outside"),
+])
+def test_suspicious_boxes_raise(det, img_shape, boxes, match):
+    with pytest.raises(ValueError, match=match):
+        det.detect(np.zeros(img_shape, np.uint8), boxes=boxes)
+
+
+@pytest.mark.parametrize("boxes, match", [
+    ([[100, 60, 110, 70]], "unreliable"),                            # a 10 px face
+    ([[250, 150, 400, 300]], "mostly outside"),                      # 28 % inside
+    ([[100, 60, 120, 120]], r"\(x, y, w, h\)"),                      # xywh (100, 60, 20, 60)-ish: 1:3
+])
+def test_suspicious_boxes_warn(det, image, boxes, match):
+    from facelandmarks_smt.images import FaceInputWarning
+
+    with pytest.warns(FaceInputWarning, match=match):
+        faces = det.detect(image, boxes=boxes)
+    assert len(faces) == 1
+
+
+def test_plausible_boxes_do_not_warn(det, image):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        det.detect(image, boxes=[[100, 60, 220, 180], [-20, 10, 60, 90], [280, 190, 330, 240]])
+
+
+def test_bgr_array_warns_rgb_does_not():
+    import warnings
+
+    from facelandmarks_smt.images import FaceInputWarning
+
+    det = Detector.from_config("tiny", device="cpu")
+    rgb = np.asarray(Image.open(REPO / "examples" / "astronaut.jpg").convert("RGB"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        det.detect(rgb)
+        det.detect(rgb[:, :, 0])  # gray is neither
+    with pytest.warns(FaceInputWarning, match="BGR"):
+        det.detect(np.ascontiguousarray(rgb[:, :, ::-1]))
+    with pytest.warns(FaceInputWarning, match="BGR"):
+        det.detect(np.ascontiguousarray(rgb[:, :, ::-1]), boxes=[[175, 85, 270, 180]])
 
 
 def test_example_script_writes_png(tmp_path):
