@@ -22,9 +22,9 @@ from facelandmarks_smt.training.augment import AugmentConfig, apply_photometric,
 from facelandmarks_smt.training.cache import FaceCache
 from facelandmarks_smt.training.cli import _init_weights, cache_key
 from facelandmarks_smt.training.config import TrainConfig
-from facelandmarks_smt.training.datasets import LandmarkDataset, load_datasets, load_image as dataset_load_image
-from facelandmarks_smt.training.datasets import write_pts
+from facelandmarks_smt.training.datasets import load_datasets, load_image as dataset_load_image
 from facelandmarks_smt.weights_io import save_weights
+from test_trainer import _write_pts_folder as _pts_folder
 from test_trainer import micro_model, micro_train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,13 +74,6 @@ def test_large_face_inference_crop_matches_training_crop():
     assert d_train < 12 and d_plain > 3 * d_train, (d_train, d_plain)
     # mean brightness is kept (box filter), where the bilinear warp samples single pixels
     assert abs(crop_inf[0].mean() - 127.5) < 6
-
-
-def _pts_folder(root, faces):
-    root.mkdir(parents=True)
-    for img, pts, meta in faces:
-        cv2.imwrite(str(root / f"{meta['name']}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        write_pts(root / f"{meta['name']}.pts", pts)
 
 
 def test_cache_key_follows_the_data(tmp_path):

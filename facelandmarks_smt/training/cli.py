@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--baseline", choices=["dlib"], default=None,
                    help="also score dlib's 68-point predictor on the same faces (pip install dlib-bin face-recognition-models)")
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    e.add_argument("--flip-test", action="store_true",
+                   help="average each face with its mirror image (Detector(flip_test=True), 2x the work)")
     e.add_argument("--limit", type=int, default=None, help="score only the first N faces")
     e.add_argument("--title", default=None, help="title of the report and plot")
     e.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -199,7 +201,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .datasets import load_datasets
     from .evaluate import DlibBaseline, evaluate_detector
 
-    det = Detector.from_pretrained(args.weights, device=args.device)
+    det = Detector.from_pretrained(args.weights, device=args.device, flip_test=args.flip_test)
     data = load_datasets(args.data)
     norm = args.norm or ("inter-ocular" if det.num_landmarks == 68 else "box")
     baselines = None

@@ -20,13 +20,14 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from ..backends import cpu_has_native_bf16
 from ..decode import crop_to_heatmap, decode_heatmaps, heatmap_to_crop
 from ..detector import resolve_device
 from ..models import SMTNet
@@ -66,12 +67,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """True when the CPU has native bf16 matrix instructions (see `backends.cpu_has_native_bf16`)."""
+    return cpu_has_native_bf16()
 
 
 class DistributedContext:
