@@ -47,10 +47,10 @@ REGISTRY: dict[str, PretrainedWeights] = {
     "smtnet-300w-small": PretrainedWeights(
         name="smtnet-300w-small",
         filename="smtnet-300w-small.safetensors",
-        sha256="b01b4d4efed13f30dbd7ea5b6326ded69558783c11283e0ee8ffe7205e2f725f",
+        sha256="94022d18d1e0772dc1f0d4b44d40c13e38294ae31e6343ad6af06a5b20a3e04c",
         num_landmarks=68,
-        description="SMT-Net small (128/256), 68 points, 300-W training folders, 52 min on a 2-core CPU; "
-                    "300-W common NME 4.25% (gt boxes). Non-commercial research only (300-W licence). "
+        description="SMT-Net small (128/256), 68 points, 300-W training folders, v2: 52 + 130 min on a "
+                    "2-core CPU; 300-W common NME 3.80% (gt boxes). Non-commercial research only (300-W licence). "
                     "Ships inside the package.",
     ),
 }
