@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..backends import cpu_has_native_bf16
+from ..backends import cpu_has_native_bf16 as cpu_has_bf16  # one CPU check for training and inference
 from ..decode import crop_to_heatmap, decode_heatmaps, heatmap_to_crop
 from ..detector import resolve_device
 from ..models import SMTNet
@@ -64,11 +64,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("fp16 autocast is for CUDA; use bf16 or fp32 on CPU")
     return precision
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 matrix instructions (see `backends.cpu_has_native_bf16`)."""
-    return cpu_has_native_bf16()
 
 
 class DistributedContext:
@@ -190,6 +185,7 @@ class Trainer:
 
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
         self.heatmap_loss = get_heatmap_loss(cfg.heatmap_loss)
+        self._budget: float | None = None  # seconds of --max-minutes, set by run()
         self.state: dict[str, Any] = {
             "epoch": 0, "batch": 0, "step": 0, "stage": 0, "stage_start_epoch": 0, "elapsed": 0.0,
             "best_nme": math.inf, "best_epoch": -1, "stage_best_nme": math.inf, "history": [],
@@ -214,7 +210,7 @@ class Trainer:
     def lr_at(self, epoch: int, step: int, elapsed: float | None = None) -> float:
         cfg = self.cfg
         lr = cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
-        budget = getattr(self, "_budget", None)
+        budget = self._budget
         if budget and cfg.lr_milestone_fractions:
             t = self.state["elapsed"] if elapsed is None else elapsed
             lr *= cfg.lr_gamma ** sum(t >= f * budget for f in cfg.lr_milestone_fractions)
