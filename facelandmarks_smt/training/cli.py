@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", metavar="WEIGHTS",
                    help="start from these weights (.safetensors or a pretrained name) with a fresh optimiser "
                         "and this run's lr and sigma schedule; the model config must match")
+    t.add_argument("--teacher", metavar="WEIGHTS",
+                   help="distil from these trained weights (.safetensors or a pretrained name): its heatmaps "
+                        "become soft targets with weight distill_weight (default 0.5); same crop settings needed")
     t.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     t.add_argument("--cache", help="folder to keep the decoded face cache in (reused when it exists)")
@@ -140,6 +143,19 @@ def _init_weights(name_or_path: str, cfg) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
+def _teacher(name_or_path: str):
+    """The frozen teacher model and its identity (path and sha256) for ``--teacher``."""
+    from .. import hub
+    from ..models import SMTNet
+    from ..weights_io import load_weights, sha256_file
+
+    path, _ = hub.resolve(name_or_path)
+    config, state, _ = load_weights(path)
+    model = SMTNet(config)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model, f"{path} sha256:{sha256_file(path)}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -156,6 +172,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             raise ValueError("--init and --resume exclude each other (resume restores its own weights)")
         init_state = _init_weights(args.init, cfg)
+    teacher, teacher_id = _teacher(args.teacher) if args.teacher else (None, None)
+    if teacher is not None:
+        from .trainer import check_teacher
+
+        check_teacher(teacher.config, cfg.model)  # before minutes go into loading data
     data = load_datasets(args.data)
     if args.val_data:
         train, val = data, load_datasets(args.val_data)
@@ -182,8 +203,11 @@ def cmd_train(args: argparse.Namespace) -> int:
               "give more data, a larger val_fraction or --val-data", file=sys.stderr)
     if args.init:
         names["init"] = str(args.init)
+    if teacher_id:
+        names["teacher"] = teacher_id
     trainer = Trainer(cfg, train_cache, val_cache, args.out, device=args.device, data_lists=names,
-                      progress=not args.no_progress, init_weights=init_state)
+                      progress=not args.no_progress, init_weights=init_state,
+                      teacher=teacher, teacher_id=teacher_id)
     max_minutes = args.max_minutes
     if max_minutes is not None and not args.resume:  # data loading and caching count against the budget
         max_minutes = max(0.0, max_minutes - (time.monotonic() - t_start) / 60)

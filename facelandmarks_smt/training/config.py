@@ -49,6 +49,9 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float = 0.0  # 0: off
     ema_decay: float = 0.0  # 0: off
+    # Distillation (only with a teacher, ``--teacher``): each stack's heatmap loss is
+    # (1 - distill_weight) * loss(Gaussian targets) + distill_weight * loss(the teacher's heatmaps).
+    distill_weight: float = 0.5
     precision: str = "auto"  # auto | fp32 | bf16 (CPU autocast) | fp16 (CUDA AMP)
     channels_last: bool = True
     val_fraction: float = 0.1
@@ -86,6 +89,8 @@ class TrainConfig:
             errors.append(f"optimizer must be adam or adamw, got {self.optimizer!r}")
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
             errors.append("batch_size and epochs must be >= 1 and lr > 0")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            errors.append(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         if not 0.0 <= self.ema_decay < 1.0:
             errors.append("ema_decay must be in [0, 1)")
         if not 0.0 < self.val_fraction < 1.0:

@@ -52,3 +52,27 @@ def gaussian_heatmaps(
     gy = torch.exp((ys - pts[..., 1:2]) ** 2 * inv)  # (B, L, H)
     gy = gy * ok.unsqueeze(-1).to(dtype)  # invisible -> all-zero map
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)
+
+
+def teacher_heatmaps(teacher_logits: torch.Tensor, heatmap_loss: str) -> torch.Tensor:
+    """Soft targets from a teacher's heatmap logits ``(B, L, H, W)``, in the form the heatmap
+    loss expects its Gaussian targets (for distillation, ``--teacher``).
+
+    The teacher's heatmap as the loss reads it, rescaled to the Gaussian targets' peak of 1 so that
+    the soft and the ground-truth targets weigh alike in the same loss: the spatial softmax
+    (``bice_softmax``, ``uce``) or the per-pixel sigmoid (``bice_sigmoid``) divided by each map's
+    maximum; for ``mse`` the teacher's output itself (that loss reads the output as the heatmap).
+    """
+    if teacher_logits.ndim != 4:
+        raise ValueError(f"teacher logits must be (B, L, H, W), got shape {tuple(teacher_logits.shape)}")
+    x = teacher_logits.detach().float()
+    if heatmap_loss == "mse":
+        return x
+    if heatmap_loss in ("bice_softmax", "uce"):
+        p = torch.softmax(x.flatten(2), dim=-1)
+    elif heatmap_loss == "bice_sigmoid":
+        p = torch.sigmoid(x.flatten(2))
+    else:
+        raise ValueError(f"no teacher targets for heatmap loss {heatmap_loss!r}")
+    p = p / p.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+    return p.reshape(x.shape)

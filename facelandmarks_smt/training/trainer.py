@@ -40,7 +40,18 @@ from .config import TrainConfig
 from .losses import coord_loss, get_heatmap_loss
 from .metrics import normalised_errors
 from .schedule import num_stages, stack_sigmas, stage_end_epoch, stage_time_limit
-from .targets import gaussian_heatmaps
+from .targets import gaussian_heatmaps, teacher_heatmaps
+
+# What a teacher must share with the student for its heatmaps to be targets of the same pixels.
+TEACHER_MUST_MATCH = ("num_landmarks", "input_size", "heatmap_stride", "crop_factor", "mean", "std", "scheme")
+
+
+def check_teacher(teacher_config, student_config) -> None:
+    """Raise if the teacher's heatmaps do not describe the student's crops pixel for pixel."""
+    diff = [k for k in TEACHER_MUST_MATCH if getattr(teacher_config, k) != getattr(student_config, k)]
+    if diff:
+        raise ValueError("the teacher does not fit the student: " + ", ".join(
+            f"{k} {getattr(teacher_config, k)} (teacher) vs {getattr(student_config, k)} (student)" for k in diff))
 
 
 def git_commit() -> str:
@@ -114,11 +125,15 @@ class Trainer:
         data_lists: names of the training/validation faces, recorded beside the weights.
         progress: tqdm bars.
         init_weights: optional state dict to start from (fine-tuning).
+        teacher: optional trained `SMTNet` to distil from (its last stack's heatmaps become soft
+            targets, weighted by ``cfg.distill_weight``); frozen, run without gradients.
+        teacher_id: what the teacher is (path and sha256), recorded and checked on resume.
     """
 
     def __init__(self, cfg: TrainConfig, train_data, val_data, out_dir: str | os.PathLike, device: str = "auto",
                  data_lists: dict[str, list[str]] | None = None, progress: bool = True,
-                 init_weights: dict[str, torch.Tensor] | None = None) -> None:
+                 init_weights: dict[str, torch.Tensor] | None = None, teacher: torch.nn.Module | None = None,
+                 teacher_id: str | None = None) -> None:
         self.cfg = cfg
         self.dist = DistributedContext()
         dev = resolve_device(device)
@@ -185,10 +200,18 @@ class Trainer:
 
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
         self.heatmap_loss = get_heatmap_loss(cfg.heatmap_loss)
+        self.teacher = None
+        if teacher is not None:
+            check_teacher(teacher.config, mcfg)
+            self.teacher = teacher.to(dev).eval().requires_grad_(False)
+            if cfg.channels_last:
+                self.teacher = self.teacher.to(memory_format=torch.channels_last)
         self._budget: float | None = None  # seconds of --max-minutes, set by run()
+        self.git_commit = git_commit()  # the code that trains: read once, so later edits cannot relabel it
         self.state: dict[str, Any] = {
             "epoch": 0, "batch": 0, "step": 0, "stage": 0, "stage_start_epoch": 0, "elapsed": 0.0,
             "best_nme": math.inf, "best_epoch": -1, "stage_best_nme": math.inf, "history": [],
+            "teacher": teacher_id if teacher is not None else None,
         }
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -218,9 +241,17 @@ class Trainer:
             lr *= (step + 1) / cfg.warmup_steps
         return lr
 
-    def loss(self, outputs, pts_hm: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Eq. 3: sum over stacks of the heatmap loss + coord_weight * the coordinate loss."""
+    def loss(self, outputs, pts_hm: torch.Tensor,
+             teacher_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Eq. 3: sum over stacks of the heatmap loss + coord_weight * the coordinate loss.
+
+        With ``teacher_logits`` (the teacher's last-stack heatmaps) each stack's heatmap loss is
+        ``(1 - a) * loss(Gaussian) + a * loss(teacher)``, ``a = distill_weight``; the coordinate
+        loss stays on the ground truth.
+        """
         cfg = self.cfg
+        soft = None if teacher_logits is None else teacher_heatmaps(teacher_logits, cfg.heatmap_loss)
+        a = cfg.distill_weight
         sigmas = stack_sigmas(cfg, self.state["stage"])
         visible = torch.isfinite(pts_hm).all(dim=-1)
         weight = None if bool(visible.all()) else visible.float()
@@ -230,6 +261,10 @@ class Trainer:
         for s, (heatmaps, residuals) in enumerate(outputs):
             target = gaussian_heatmaps(pts_safe, heatmaps.shape[-1], sigmas[s], visible=visible)
             lh = self.heatmap_loss(heatmaps, target, weight=weight)
+            if soft is not None:
+                lt = self.heatmap_loss(heatmaps, soft, weight=weight)
+                parts[f"loss_t{s}"] = float(lt.detach())
+                lh = (1.0 - a) * lh + a * lt
             lc = coord_loss(residuals, heatmaps, pts_safe, theta=cfg.model.theta, weight=weight)
             total = total + lh + cfg.coord_weight * lc
             parts[f"loss_h{s}"] = float(lh.detach())
@@ -242,9 +277,13 @@ class Trainer:
         lr = self.lr_at(self.state["epoch"], self.state["step"])
         for g in self.optimizer.param_groups:
             g["lr"] = lr
+        teacher_logits = None
+        if self.teacher is not None:
+            with torch.no_grad(), self.autocast():
+                teacher_logits = self.teacher(x)[-1][0]
         with self.autocast():
             outputs = self.ddp_model(x)
-        loss, parts = self.loss(outputs, pts_hm)
+        loss, parts = self.loss(outputs, pts_hm, teacher_logits)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.state['step']} "
                                      f"(lr {lr:g}); lower the learning rate or enable grad_clip")
@@ -315,6 +354,9 @@ class Trainer:
         if ckpt["config"] != self.cfg.to_dict():
             raise ValueError(f"checkpoint {path} was made with a different training config; "
                              "resume with the same config (or start a new --out)")
+        if ckpt["state"].get("teacher") != self.state["teacher"]:
+            raise ValueError(f"checkpoint {path} was trained with teacher {ckpt['state'].get('teacher')!r}, "
+                             f"this run has {self.state['teacher']!r}; resume with the same --teacher")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -324,8 +366,8 @@ class Trainer:
 
     def _metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
-            "metrics": metrics, "train_config": self.cfg.to_dict(), "git_commit": git_commit(),
-            "data_lists": self.data_lists, "precision": self.precision,
+            "metrics": metrics, "train_config": self.cfg.to_dict(), "git_commit": self.git_commit,
+            "data_lists": self.data_lists, "precision": self.precision, "teacher": self.state["teacher"],
             "world_size": self.dist.world_size, "torch": torch.__version__,
         }
 

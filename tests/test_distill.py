@@ -1,0 +1,103 @@
+"""Distillation (``--teacher``): soft targets from a teacher's heatmaps, mixed into the heatmap
+loss with ``distill_weight``; the teacher must describe the student's crops pixel for pixel."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import synthetic_faces
+from facelandmarks_smt.models import SMTNet
+from facelandmarks_smt.training.cache import FaceCache
+from facelandmarks_smt.training.targets import gaussian_heatmaps, teacher_heatmaps
+from facelandmarks_smt.training.trainer import Trainer, check_teacher
+from facelandmarks_smt.weights_io import save_weights, sha256_file
+from test_trainer import _write_pts_folder, micro_model, micro_train_config
+
+
+def test_teacher_heatmaps_by_hand():
+    logits = torch.tensor([[[[0.0, 1.0], [2.0, 0.0]]]])
+    e = np.exp([0.0, 1.0, 2.0, 0.0])
+    soft = teacher_heatmaps(logits, "bice_softmax")
+    np.testing.assert_allclose(soft.flatten().numpy(), e / e.max(), rtol=1e-6)  # softmax / its peak
+    np.testing.assert_allclose(teacher_heatmaps(logits, "uce").numpy(), soft.numpy())
+    s = 1 / (1 + np.exp(-np.array([0.0, 1.0, 2.0, 0.0])))
+    np.testing.assert_allclose(teacher_heatmaps(logits, "bice_sigmoid").flatten().numpy(), s / s.max(), rtol=1e-6)
+    np.testing.assert_array_equal(teacher_heatmaps(logits, "mse").numpy(), logits.numpy())
+    assert not teacher_heatmaps(logits.requires_grad_(), "bice_softmax").requires_grad
+    with pytest.raises(ValueError, match="B, L, H, W"):
+        teacher_heatmaps(torch.zeros(2, 3), "bice_softmax")
+    with pytest.raises(ValueError, match="no teacher targets"):
+        teacher_heatmaps(logits, "nope")
+
+
+def test_gaussian_teacher_reproduces_the_ground_truth_loss():
+    """A teacher whose softmax is the Gaussian target gives the plain loss back, whatever the weight;
+    any other teacher changes it by exactly distill_weight times the difference."""
+    torch.manual_seed(0)
+    faces = synthetic_faces(8, seed=3)
+    cfg = micro_train_config(distill_weight=0.3)
+    caches = FaceCache.build(faces[:6], cfg.model), FaceCache.build(faces[6:], cfg.model)
+    plain = Trainer(cfg, *caches, out_dir=os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"d0_{os.getpid()}"),
+                    device="cpu", progress=False)
+    b, L, s = 2, cfg.model.num_landmarks, cfg.model.heatmap_size
+    pts = torch.randint(4, s - 4, (b, L, 2)).float()  # whole pixels: the Gaussian peaks at exactly 1
+    outputs = [(torch.randn(b, L, s, s), torch.randn(b, L, 2) * 0.3) for _ in range(cfg.model.num_stacks)]
+    base, _ = plain.loss(outputs, pts)
+    gauss = gaussian_heatmaps(pts, s, cfg.sigmas[0])
+    same, parts = plain.loss(outputs, pts, teacher_logits=gauss.clamp_min(1e-30).log())
+    torch.testing.assert_close(same, base, rtol=1e-5, atol=1e-4)
+    assert "loss_t0" in parts
+    other = torch.randn(b, L, s, s)
+    mixed, _ = plain.loss(outputs, pts, teacher_logits=other)
+    soft = teacher_heatmaps(other, cfg.heatmap_loss)
+    want = base + sum(0.3 * (plain.heatmap_loss(h, soft) - plain.heatmap_loss(h, gaussian_heatmaps(pts, s, sig)))
+                      for (h, _), sig in zip(outputs, [cfg.sigmas[0]] * cfg.model.num_stacks))
+    torch.testing.assert_close(mixed, want, rtol=1e-5, atol=1e-4)
+
+
+def test_teacher_must_fit_the_student():
+    check_teacher(micro_model(), micro_model(width=16))  # widths may differ: that is the point
+    with pytest.raises(ValueError, match="crop_factor 1.6 \\(teacher\\) vs 1.3"):
+        check_teacher(micro_model(crop_factor=1.6), micro_model())
+    with pytest.raises(ValueError, match="input_size"):
+        check_teacher(micro_model(input_size=64, hourglass_depth=2), micro_model())
+    faces = synthetic_faces(8, seed=3)
+    cfg = micro_train_config()
+    caches = FaceCache.build(faces[:6], cfg.model), FaceCache.build(faces[6:], cfg.model)
+    with pytest.raises(ValueError, match="does not fit"):
+        Trainer(cfg, *caches, out_dir=os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"d1_{os.getpid()}"),
+                device="cpu", progress=False, teacher=SMTNet(micro_model(crop_factor=1.5)), teacher_id="x")
+
+
+def test_cli_distils_from_a_teacher_and_records_it(tmp_path):
+    data = tmp_path / "data"
+    _write_pts_folder(data, synthetic_faces(10, seed=7))
+    torch.manual_seed(1)
+    teacher = tmp_path / "teacher.safetensors"
+    save_weights(SMTNet(micro_model()), micro_model(), teacher)
+    cfg_file = tmp_path / "student.json"
+    cfg_file.write_text(json.dumps(micro_train_config(model=micro_model(width=16, inner_width=16), epochs=1,
+                                                           stage_epochs=(1,)).to_dict()))
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    train = [sys.executable, "-m", "facelandmarks_smt.training", "train", "--data", str(data), "--config",
+             str(cfg_file), "--set", "val_fraction=0.2", "--device", "cpu", "--no-progress"]
+    out = tmp_path / "run"
+    r = subprocess.run(train + ["--out", str(out), "--teacher", str(teacher)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    from facelandmarks_smt.weights_io import load_weights
+
+    config, _, meta = load_weights(out / "best.safetensors")
+    assert config.width == 16
+    assert meta["teacher"].endswith("sha256:" + sha256_file(teacher))  # strings as they are, the rest JSON
+    assert json.loads(meta["data_lists"])["teacher"] == meta["teacher"]
+    r = subprocess.run(train + ["--out", str(out), "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode != 0 and "same --teacher" in r.stderr  # resumed without its teacher
+    r = subprocess.run(train + ["--out", str(tmp_path / "bad"), "--teacher", str(teacher),
+                                "--set", "model.crop_factor=1.6"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode != 0 and "crop_factor" in r.stderr
