@@ -77,7 +77,7 @@ def weights_for(config: str) -> tuple[str | None, str | None]:
         return None, None
     try:
         path, _ = hub.resolve(name)
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):  # not installed, or not registered yet (tiny)
         return None, None
     return str(path), sha256_file(path)
 
