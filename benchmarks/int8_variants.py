@@ -24,8 +24,8 @@ import torch
 from facelandmarks_smt import Detector, hub
 from facelandmarks_smt.backends import OrtRunner
 from facelandmarks_smt.export import export_onnx
-from facelandmarks_smt.preprocess import invert_affine, normalise_crops, transform_points
-from facelandmarks_smt.quantize import QUANT_SETTINGS, calibration_crops, head_nodes
+from facelandmarks_smt.preprocess import invert_affine, transform_points
+from facelandmarks_smt.quantize import QUANT_SETTINGS, calibration_crops, head_nodes, quantize_int8
 from facelandmarks_smt.training.datasets import load_datasets, split_dataset
 from facelandmarks_smt.training.metrics import landmark_boxes, normalised_errors
 from facelandmarks_smt.weights_io import sha256_file
@@ -43,10 +43,6 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=str(REPO / "docs" / "results" / "int8_variants.json"))
     args = p.parse_args()
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     torch.set_num_threads(args.threads)
     path, _ = hub.resolve(args.weights)
     det = Detector(path, device="cpu", threads=args.threads)
@@ -73,27 +69,11 @@ def main() -> None:
     result["rows"].append({"variant": "torch fp32", "nme": score(det._runner)})
     cal, _ = calibration_crops(train, cfg, 256)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32, prep = Path(tmp) / "fp32.onnx", Path(tmp) / "prep.onnx"
-        export_onnx(det.model, fp32)
-        quant_pre_process(str(fp32), str(prep), skip_symbolic_shape=True)
-        import onnx
-
-        name = onnx.load(str(prep), load_external_data=False).graph.input[0].name
-        for label, exclude in (("int8, every Conv/Gemm", []), ("int8, heads fp32 (the library's)", head_nodes(prep))):
-            batches = iter([normalise_crops(cal[i:i + 16], cfg.mean, cfg.std).numpy() for i in range(0, len(cal), 16)])
-
-            class Reader(CalibrationDataReader):
-                def get_next(self):
-                    x = next(batches, None)
-                    return None if x is None else {name: x}
-
+        fp32 = export_onnx(det.model, Path(tmp) / "fp32.onnx")
+        for label, exclude in (("int8, every Conv/Gemm", []), ("int8, heads fp32 (the library's)", None)):
             t = time.perf_counter()
-            out = Path(tmp) / "int8.onnx"
-            quantize_static(str(prep), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=QUANT_SETTINGS["ops"], calibrate_method=CalibrationMethod.MinMax,
-                            nodes_to_exclude=exclude)
-            result["rows"].append({"variant": label, "fp32_nodes": exclude, "nme": score(OrtRunner(out, args.threads)),
+            out = quantize_int8(fp32, Path(tmp) / "int8.onnx", cal, fp32_nodes=exclude)
+            result["rows"].append({"variant": label, "fp32_nodes": exclude if exclude is not None else list(head_nodes(fp32)), "nme": score(OrtRunner(out, args.threads)),
                                    "seconds": round(time.perf_counter() - t, 1)})
             print(result["rows"][-1]["variant"], f"{result['rows'][-1]['nme']:.3f}", flush=True)
     print("| variant | validation NME % | vs fp32 |\n|---|---|---|")

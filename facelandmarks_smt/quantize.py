@@ -75,8 +75,9 @@ def calibration_crops(folders, config: ModelConfig, num: int = DEFAULT_NUM_CROPS
 
 
 def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops: np.ndarray,
-                  recipe: dict | None = None) -> Path:
-    """Write the int8 QDQ version of an exported fp32 graph, calibrated on uint8 NHWC ``crops``."""
+                  recipe: dict | None = None, fp32_nodes: Sequence[str] | None = None) -> Path:
+    """Write the int8 QDQ version of an exported fp32 graph, calibrated on uint8 NHWC ``crops``.
+    ``fp32_nodes``: nodes left unquantised (default: the heads, `head_nodes`)."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -108,7 +109,7 @@ def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops: 
         quantize_static(str(prepped), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         reduce_range=QUANT_SETTINGS["reduce_range"], calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=QUANT_SETTINGS["ops"], nodes_to_exclude=head_nodes(prepped))
+                        op_types_to_quantize=QUANT_SETTINGS["ops"], nodes_to_exclude=list(head_nodes(prepped) if fp32_nodes is None else fp32_nodes))
         proto = onnx.load(str(q))
     src = {p.key: p.value for p in onnx.load(str(fp32_model), load_external_data=False).metadata_props}
     del proto.metadata_props[:]

@@ -128,31 +128,35 @@ def cache_key(dataset, model_cfg, margin: float) -> str:
     return h.hexdigest()[:16]
 
 
-def _init_weights(name_or_path: str, cfg) -> dict:
+def _load_float(name_or_path: str):
+    """``(path, config, float32 state dict)`` of a weights file or a registered pretrained name."""
     from .. import hub
     from ..weights_io import load_weights
 
     path, _ = hub.resolve(name_or_path)
     config, state, _ = load_weights(path)
+    return path, config, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _init_weights(name_or_path: str, cfg) -> dict:
+    path, config, state = _load_float(name_or_path)
     arch = ("num_landmarks", "width", "inner_width", "num_stacks", "hourglass_depth", "coord_hidden",
             "input_size", "heatmap_stride")
     diff = [k for k in arch if getattr(config, k) != getattr(cfg.model, k)]
     if diff:
         raise ValueError(f"--init weights {path} do not fit the model config: "
                          + ", ".join(f"{k} {getattr(config, k)} vs {getattr(cfg.model, k)}" for k in diff))
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return state
 
 
 def _teacher(name_or_path: str):
     """The frozen teacher model and its identity (path and sha256) for ``--teacher``."""
-    from .. import hub
     from ..models import SMTNet
-    from ..weights_io import load_weights, sha256_file
+    from ..weights_io import sha256_file
 
-    path, _ = hub.resolve(name_or_path)
-    config, state, _ = load_weights(path)
+    path, config, state = _load_float(name_or_path)
     model = SMTNet(config)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.load_state_dict(state)
     return model, f"{path} sha256:{sha256_file(path)}"
 
 
