@@ -219,3 +219,32 @@ def test_ddp_two_processes_gloo(tmp_path):
     assert summary["step"] == 2  # 9 training faces // (2 per rank x 2 ranks) = 2 steps
     det = Detector(out / "best.safetensors", device="cpu")
     assert json.loads(det.metadata["world_size"]) == 2
+
+
+def test_ema_warmup_follows_the_model_early_and_caps_at_the_decay():
+    """After the first copy, update n uses decay min(d, (1+n)/(10+n)): hand-computed values."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from facelandmarks_smt.training.trainer import ema_warmup_avg_fn
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    ema = AveragedModel(net, multi_avg_fn=ema_warmup_avg_fn(0.5), use_buffers=True)
+    values = [1.0, 2.0, 4.0, 8.0]
+    expected, avg = [], None
+    for n, v in enumerate(values):
+        net.weight.data.fill_(v)
+        ema.update_parameters(net)
+        if avg is None:
+            avg = v  # the first update copies
+        else:
+            d = min(0.5, (1 + n) / (10 + n))  # n updates averaged before this one
+            avg = d * avg + (1 - d) * v
+        expected.append(avg)
+        assert ema.module.weight.item() == pytest.approx(avg, rel=1e-6)
+    # n=1: d=2/11 -> 1*2/11 + 2*9/11; the cap 0.5 is reached at n=8, not within these steps
+    assert expected[1] == pytest.approx(2 / 11 + 18 / 11)
+
+
+def test_ema_warmup_is_a_config_switch(tmp_path):
+    cfg = TrainConfig(ema_decay=0.99, ema_warmup=True)
+    assert cfg.ema_warmup and TrainConfig().ema_warmup is False

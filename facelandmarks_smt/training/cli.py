@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training data: folders of images + .pts (300-W layout), .csv, .xml (dlib) or .json files")
     t.add_argument("--val-data", nargs="+",
                    help="validation data (same formats); default: --val-fraction of --data, split with --seed")
+    t.add_argument("--extra-data", nargs="+", default=[],
+                   help="more training-only data, added after the validation split is taken from --data "
+                        "(so adding a source never changes which faces validate)")
     t.add_argument("--config", default="paper",
                    help="preset (paper, small, tiny) or a YAML/TOML/JSON file (may name a preset in 'base')")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -186,8 +189,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         train, val = data, load_datasets(args.val_data)
     else:
         train, val = split_dataset(data, cfg.val_fraction, seed=cfg.seed)
+    if args.extra_data:
+        train = train + load_datasets(args.extra_data)
     names = {"train": [m["name"] for m in train.metas], "val": [m["name"] for m in val.metas],
-             "train_sources": list(args.data), "val_sources": list(args.val_data or ["split of train_sources"])}
+             "train_sources": list(args.data) + list(args.extra_data),
+             "val_sources": list(args.val_data or ["split of --data"])}
     train_cache, val_cache = train, val
     if args.cache:
         from pathlib import Path

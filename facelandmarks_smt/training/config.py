@@ -49,6 +49,9 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float = 0.0  # 0: off
     ema_decay: float = 0.0  # 0: off
+    # EMA warm-up: decay min(ema_decay, (1 + n) / (10 + n)) after n updates, so that a run from
+    # random weights does not validate an average still dominated by the initialisation.
+    ema_warmup: bool = False
     # Distillation (only with a teacher, ``--teacher``): each stack's heatmap loss is
     # (1 - distill_weight) * loss(Gaussian targets) + distill_weight * loss(the teacher's heatmaps).
     distill_weight: float = 0.5

@@ -114,6 +114,26 @@ class DistributedContext:
             dist.destroy_process_group()
 
 
+
+def ema_warmup_avg_fn(decay: float):
+    """EMA update for ``AveragedModel`` whose decay ramps up: ``min(decay, (1 + n) / (10 + n))``.
+
+    ``n`` is the number of updates averaged so far; the early average follows the model closely
+    instead of keeping most of the random initialisation for thousands of steps.
+    """
+
+    @torch.no_grad()
+    def update(ema_params, cur_params, num_averaged):
+        n = float(num_averaged)
+        d = min(float(decay), (1.0 + n) / (10.0 + n))
+        if torch.is_floating_point(ema_params[0]):
+            torch._foreach_lerp_(ema_params, cur_params, 1.0 - d)
+        else:  # integer buffers (BatchNorm's counter), as torch's own EMA does
+            for e, c in zip(ema_params, cur_params):
+                e.copy_(e * d + c * (1.0 - d))
+
+    return update
+
 class Trainer:
     """Trains an `SMTNet` on a training and a validation dataset (or prebuilt `FaceCache`s).
 
@@ -198,7 +218,8 @@ class Trainer:
         if cfg.ema_decay > 0:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+            avg_fn = ema_warmup_avg_fn(cfg.ema_decay) if cfg.ema_warmup else get_ema_multi_avg_fn(cfg.ema_decay)
+            self.ema = AveragedModel(self.model, multi_avg_fn=avg_fn, use_buffers=True)
         self.heatmap_loss = get_heatmap_loss(cfg.heatmap_loss)
         self.teacher = None
         if teacher is not None:
