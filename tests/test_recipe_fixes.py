@@ -179,3 +179,26 @@ def test_in_the_wild_augmentation():
     np.testing.assert_array_equal(out_a, out_b)
     with pytest.raises(ValueError):
         AugmentConfig(occlusion_prob=1.5)
+
+
+def test_cache_rebuild_never_touches_a_cache_that_is_in_use(tmp_path):
+    """Two runs sharing --cache may build the same folder at once: a build goes to a private folder
+    and is renamed into place, so files another run has memory-mapped are never truncated."""
+    faces = synthetic_faces(3, num_landmarks=6, size=96)
+    cfg = get_config("tiny", hourglass_depth=2, input_size=64)
+    first = FaceCache.build(faces, cfg, margin=1.0, progress=False, num_workers=0, path=tmp_path / "c")
+    before = np.array(first.images)  # a copy, to compare the mapped view against
+    inode = os.stat(tmp_path / "c" / "images.npy").st_ino
+    again = FaceCache.build(faces, cfg, margin=1.0, progress=False, num_workers=0, path=tmp_path / "c")
+    np.testing.assert_array_equal(np.asarray(first.images), before)  # still readable, unchanged
+    np.testing.assert_array_equal(np.asarray(again.images), before)
+    assert os.stat(tmp_path / "c" / "images.npy").st_ino == inode  # the finished cache was kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]  # no leftover build folders
+
+
+def test_failed_cache_build_leaves_nothing(tmp_path):
+    faces = synthetic_faces(2, num_landmarks=6, size=96) + [(np.zeros((96, 96, 3), np.uint8), np.zeros((5, 2)), {})]
+    cfg = get_config("tiny", hourglass_depth=2, input_size=64)
+    with pytest.raises(ValueError, match="landmarks"):
+        FaceCache.build(faces, cfg, margin=1.0, progress=False, num_workers=0, path=tmp_path / "c")
+    assert list(tmp_path.iterdir()) == []

@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import threading
 import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +79,21 @@ def _jsonable(value: Any) -> Any:
 
 _DROP = object()
 
+
+
+def _publish(built: Path, final: Path) -> None:
+    """Move a complete cache folder to ``final``; if another process finished first, keep theirs."""
+    if (final / "info.json").is_file():
+        shutil.rmtree(built, ignore_errors=True)
+        return
+    if final.exists():  # an older build that never finished (no info.json)
+        shutil.rmtree(final, ignore_errors=True)
+    try:
+        os.rename(built, final)
+    except OSError:
+        if not (final / "info.json").is_file():
+            raise
+        shutil.rmtree(built, ignore_errors=True)  # lost the race to an identical build
 
 class FaceCache:
     """Every face of a dataset pre-cut to a fixed-size square around its crop region.
@@ -197,9 +214,13 @@ class FaceCache:
         num_landmarks = first[1].shape[0]
         shape = (n, cache_size, cache_size, 3)
         if path is not None:
-            out_dir = Path(path)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "info.json").unlink(missing_ok=True)  # info.json marks a complete cache
+            # Built in a private folder and renamed into place when complete: two runs building
+            # the same cache at once must not truncate files the other has memory-mapped.
+            final_dir = Path(path)
+            final_dir.parent.mkdir(parents=True, exist_ok=True)
+            out_dir = final_dir.parent / f".{final_dir.name}.building-{os.getpid()}-{threading.get_ident()}"
+            shutil.rmtree(out_dir, ignore_errors=True)
+            out_dir.mkdir()
             images = np.lib.format.open_memmap(out_dir / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
         else:
             images = np.empty(shape, dtype=np.uint8)
@@ -240,6 +261,11 @@ class FaceCache:
                         store(i, fut.result())
                         if bar is not None:
                             bar.update(1)
+        except BaseException:
+            if path is not None:
+                del images
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -259,8 +285,9 @@ class FaceCache:
             images.flush()
             del images
             cache.images = None  # type: ignore[assignment]  # save() rewrites all but images
-            cache._save_arrays(Path(path), skip_images=True)
-            return cls.load(path)
+            cache._save_arrays(out_dir, skip_images=True)
+            _publish(out_dir, final_dir)
+            return cls.load(final_dir)
         return cache
 
     def _save_arrays(self, out_dir: Path, skip_images: bool = False) -> None:
