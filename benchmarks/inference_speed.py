@@ -6,7 +6,7 @@
 One table: ms per face at batch 1 and batch 8 and the achieved GFLOP/s (FLOPs per face from
 `model_stats.count_gflops`, as in docs/model.md) for each config on torch fp32, torch bf16,
 onnxruntime fp32 and onnxruntime int8, with each precision's 300-W common-set NME for the
-shipped weights (read from docs/results/precision_nme.json when its weights sha256 matches,
+shipped weights (read from docs/results/precision_nme_<weights>.json when its weights sha256 matches,
 else computed by `precision_nme.py` in this run; ``--quick`` skips it). Below it: the whole
 pipeline (bundled face detector + crop + landmarks) on a 640x480 image with one face, dlib's
 68-point predictor and FAN's network (face-alignment's 4-stack hourglass, random weights, same
@@ -41,7 +41,7 @@ from facelandmarks_smt.weights_io import sha256_file
 
 from machine import cpu_name  # benchmarks/ scripts run from this folder
 from model_stats import count_gflops
-from precision_nme import DEFAULT_DATA, DEFAULT_JSON as NME_JSON, evaluate_precisions, training_folders
+from precision_nme import DEFAULT_DATA, default_json, evaluate_precisions, training_folders
 
 REPO = Path(__file__).resolve().parent.parent
 BOX = np.array([178.0, 85.0, 260.0, 180.0])  # the astronaut's landmark box, roughly
@@ -92,11 +92,12 @@ def make_detector(config: str, weights: str | None, backend: str, precision: str
         return Detector(weights, **kwargs)
 
 
-def load_nme(weights_sha: str, args) -> dict:
-    """Variant label -> common-set NME for weights with this sha256 (cached JSON, or run now)."""
+def load_nme(config: str, weights_sha: str, args) -> dict:
+    """Variant label -> common-set NME of a config's shipped weights (their JSON when its sha256
+    matches, else `precision_nme.py` runs now and writes it)."""
     if args.quick or args.no_nme:
         return {}
-    path = Path(args.nme_json)
+    path = default_json(WEIGHTS[config])
     if path.is_file():
         data = json.loads(path.read_text())
         if data.get("weights_sha256") == weights_sha:
@@ -104,7 +105,7 @@ def load_nme(weights_sha: str, args) -> dict:
     if not Path(args.data).is_dir():
         print(f"no NME: {path} is missing or for other weights, and --data {args.data} does not exist")
         return {}
-    result = evaluate_precisions(str(args.weights_small), args.data, path, threads=args.threads)
+    result = evaluate_precisions(WEIGHTS[config], args.data, path, threads=args.threads)
     return {r["variant"]: r["nme"] for r in result["rows"]}
 
 
@@ -157,8 +158,6 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads (torch and ORT)")
     p.add_argument("--data", default=DEFAULT_DATA, help="folder holding 300w/ (int8 calibration, NME)")
-    p.add_argument("--weights-small", default="smtnet-300w-small", help="weights whose NME goes in the table")
-    p.add_argument("--nme-json", default=str(NME_JSON), help="per-precision NME (precision_nme.py output)")
     p.add_argument("--no-nme", action="store_true", help="leave the NME column empty")
     p.add_argument("--quick", action="store_true", help="2 repeats, tiny only, no NME: checks the script works")
     p.add_argument("--json", default=str(REPO / "docs" / "results" / "inference_speed.json"))
@@ -176,8 +175,10 @@ def main() -> None:
         calibration = training_folders(args.data)
     else:  # timing only: int8 accuracy needs calibration on real training faces
         calibration = probe.crop(image, BOX + np.random.default_rng(1).uniform(-10, 10, (8 if args.quick else 32, 4)))[0]
-    small_path, small_sha = weights_for("small")
-    nme = load_nme(small_sha, args) if small_sha and "small" in args.configs else {}
+    nme = {}
+    for config in args.configs:
+        _, sha = weights_for(config)
+        nme[config] = load_nme(config, sha, args) if sha else {}
 
     rows, best_b1 = [], {}
     for config in args.configs:
@@ -195,7 +196,7 @@ def main() -> None:
                    "precision": precision, "gflops": round(gflops, 2), "ms_b1": round(b1, 2), "ms_b8": round(b8, 2),
                    "gflops_per_s_b1": round(gflops / b1 * 1000, 1), "gflops_per_s_b8": round(gflops / b8 * 1000, 1),
                    "setup_s": round(setup_s, 1),
-                   "nme": nme.get(NME_LABELS[(backend, precision)]) if weights and config == "small" else None}
+                   "nme": nme[config].get(NME_LABELS[(backend, precision)])}
             if precision == "bf16" and not cpu_has_native_bf16():
                 row["note"] = "bf16 emulated (no AVX-512 BF16 / AMX on this CPU)"
             rows.append(row)

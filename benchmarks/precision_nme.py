@@ -1,7 +1,7 @@
 """300-W common-set NME of each backend/precision of one weights file (ground-truth boxes).
 
     python benchmarks/precision_nme.py [--weights smtnet-300w-small] [--data /path/to/landmarks68]
-                                       [--json docs/results/precision_nme.json]
+                                       [--json docs/results/precision_nme_<weights name>.json]
 
 Rows: onnxruntime int8 (calibrated on crops of the 300-W training folders, never the test faces),
 onnxruntime fp32, torch fp32, torch fp32 with flip test-time augmentation, torch bf16. The JSON
@@ -34,7 +34,14 @@ from machine import cpu_name  # benchmarks/machine.py (scripts run from this fol
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = os.environ.get("FACELANDMARKS_SMT_DATA", "/work/shared/data/landmarks68")
-DEFAULT_JSON = REPO / "docs" / "results" / "precision_nme.json"
+RESULTS = REPO / "docs" / "results"
+
+
+def default_json(weights: str) -> Path:
+    """Where the rows of one weights file go: ``docs/results/precision_nme_<name>.json``."""
+    return RESULTS / f"precision_nme_{Path(str(weights)).name.removesuffix('.safetensors')}.json"
+
+
 #: (label, Detector keyword arguments), in the order they are run (most informative first).
 VARIANTS = [
     ("onnxruntime int8", {"backend": "onnxruntime", "precision": "int8"}),
@@ -109,14 +116,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default="smtnet-300w-small", help="registered name or .safetensors path")
     p.add_argument("--data", default=DEFAULT_DATA, help="folder holding 300w/ (or its parent)")
-    p.add_argument("--json", default=str(DEFAULT_JSON))
+    p.add_argument("--json", default=None, help="default: docs/results/precision_nme_<weights name>.json")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=None, help="first N faces only (a quick check)")
     p.add_argument("--variants", nargs="+", choices=[v[0] for v in VARIANTS], metavar="LABEL",
                    help=f"run only these, in this order (default: all of {[v[0] for v in VARIANTS]})")
     args = p.parse_args()
     variants = [next(v for v in VARIANTS if v[0] == label) for label in args.variants] if args.variants else None
-    evaluate_precisions(args.weights, args.data, args.json, args.threads, variants=variants, limit=args.limit)
+    evaluate_precisions(args.weights, args.data, args.json or default_json(args.weights), args.threads, variants=variants, limit=args.limit)
 
 
 if __name__ == "__main__":
