@@ -36,7 +36,9 @@ import torch
 
 from facelandmarks_smt import Detector, hub
 from facelandmarks_smt.backends import cpu_has_native_bf16
+from facelandmarks_smt.face_detection import get_face_detector
 from facelandmarks_smt.images import load_image
+from facelandmarks_smt.tracking import FaceTracker
 from facelandmarks_smt.weights_io import sha256_file
 
 from machine import cpu_name  # benchmarks/ scripts run from this folder
@@ -44,6 +46,8 @@ from model_stats import count_gflops
 from precision_nme import DEFAULT_DATA, default_json, evaluate_precisions, training_folders
 
 REPO = Path(__file__).resolve().parent.parent
+VIDEO_MAX_SIDE = 320  # face detection on a 320x240 copy of a 640x480 frame
+TRACK_REDETECT = 30  # FaceTracker's default: the face detector at least every 30 frames
 BOX = np.array([178.0, 85.0, 260.0, 180.0])  # the astronaut's landmark box, roughly
 WEIGHTS = {"small": "smtnet-300w-small", "tiny": "smtnet-300w-tiny"}
 VARIANTS = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
@@ -82,9 +86,10 @@ def weights_for(config: str) -> tuple[str | None, str | None]:
     return str(path), sha256_file(path)
 
 
-def make_detector(config: str, weights: str | None, backend: str, precision: str, threads: int, calibration):
+def make_detector(config: str, weights: str | None, backend: str, precision: str, threads: int, calibration,
+                  face_detector="yunet"):
     kwargs = dict(device="cpu", backend=backend, precision=precision, threads=threads, batch_size=8,
-                  calibration=calibration if precision == "int8" else None)
+                  calibration=calibration if precision == "int8" else None, face_detector=face_detector)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # bf16 emulation: the table says so
         if weights is None:
@@ -107,6 +112,16 @@ def load_nme(config: str, weights_sha: str, args) -> dict:
         return {}
     result = evaluate_precisions(WEIGHTS[config], args.data, path, threads=args.threads)
     return {r["variant"]: r["nme"] for r in result["rows"]}
+
+
+def tracked_ms_per_frame(det: Detector, frame: np.ndarray, repeats: int) -> float:
+    """Mean ms per frame of `FaceTracker` over runs of TRACK_REDETECT frames (one detector call each)."""
+    def clip():
+        tracker = FaceTracker(det, fps=30.0, redetect_every=TRACK_REDETECT)
+        for i in range(TRACK_REDETECT):
+            tracker.update(frame, t=i / 30.0)
+
+    return median_ms(clip, max(2, repeats // 3)) / TRACK_REDETECT
 
 
 def fan_row(repeats: int, threads: int) -> dict | None:
@@ -216,6 +231,22 @@ def main() -> None:
                       "ms_b1": round(median_ms(lambda: det.detect(frame), args.repeats), 2)})
     extra.append({"what": "  of which the default face detector alone",
                   "ms_b1": round(median_ms(lambda: det.face_detector.detect(frame), args.repeats), 2)})
+    # Video: the face detector on a 320 px copy, and tracking (the detector every 30th frame,
+    # the other frames' boxes from the previous landmarks, One Euro smoothing): time per frame.
+    yunet320 = get_face_detector("yunet", max_side=VIDEO_MAX_SIDE)
+    extra.append({"what": f"  face detector at max_side={VIDEO_MAX_SIDE}",
+                  "ms_b1": round(median_ms(lambda: yunet320.detect(frame), args.repeats), 2)})
+    for config in args.configs:
+        weights, _ = weights_for(config)
+        _, backend, precision = best_b1[config]
+        det = make_detector(config, weights, backend, precision, args.threads, calibration, face_detector=yunet320)
+        n_faces = len(det.detect(frame))
+        extra.append({"what": f"pipeline, same frame, {n_faces} face(s): face detector at max_side={VIDEO_MAX_SIDE} + "
+                              f"{config} {backend} {precision}",
+                      "ms_b1": round(median_ms(lambda: det.detect(frame), args.repeats), 2)})
+        extra.append({"what": f"video, tracked (detector every {TRACK_REDETECT} frames, max_side={VIDEO_MAX_SIDE}) "
+                              f"+ {config} {backend} {precision}: per frame",
+                      "ms_b1": round(tracked_ms_per_frame(det, frame, args.repeats), 2)})
     for row in (dlib_row(frame, frame_box, args.repeats), fan_row(args.repeats, args.threads),
                 *(gpu_row(c, weights_for(c)[0]) for c in args.configs)):
         if row is not None:

@@ -85,6 +85,9 @@ def _add_detect_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the model's own)")
     p.add_argument("--min-face-score", type=float, default=None,
                    help="drop detected faces whose face-detector score is below this (default: the detector's)")
+    p.add_argument("--detector-max-side", type=int, default=None, metavar="PX",
+                   help="search for faces on a copy shrunk to this longer side (e.g. 320: about 4x cheaper "
+                        "face detection on 640x480 video; misses faces under ~20 px there). Default: full size")
     p.add_argument("--no-annotate", action="store_true", help="write no annotated images or videos")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     v = p.add_argument_group("video", "Faces are tracked: the box of each frame comes from the previous frame's "
@@ -307,6 +310,10 @@ def run_detect(args: argparse.Namespace) -> int:
     if args.threads is not None and "threads" not in init_extra:
         torch.set_num_threads(args.threads)
     try:
+        if args.detector_max_side is not None:
+            from .face_detection import get_face_detector
+
+            init_extra["face_detector"] = get_face_detector("yunet", max_side=args.detector_max_side)
         det = Detector.from_pretrained(args.weights, device=args.device, **init_extra)
         scheme, convert = scheme_converter(det.num_landmarks, args.scheme)
         smoothing = None if args.no_smooth else SmoothingParams(args.smooth_min_cutoff, args.smooth_beta,

@@ -141,6 +141,8 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert cli.main(args + ["--smooth-min-cutoff", "0"]) == 2
     assert cli.main(args + ["--redetect-every", "0"]) == 2
     assert cli.main(args + ["--weights", str(tmp_path / "nope.safetensors")]) == 2
+    assert cli.main(args + ["--detector-max-side", "16"]) == 2
+    assert "max_side" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         cli.main(["detect", "--out", "x"])  # no PATH
     assert e.value.code == 2
@@ -199,3 +201,14 @@ def test_python_dash_m_help():
     res = subprocess.run([sys.executable, "-m", "facelandmarks_smt", "detect", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "--min-face-score" in res.stdout and "One Euro" in res.stdout
+
+
+def test_detector_max_side_still_finds_the_face(tmp_path):
+    cv2.imwrite(str(tmp_path / "face.png"), face_image())
+    out = tmp_path / "out"
+    assert cli.main(["detect", str(tmp_path / "face.png"), "--out", str(out), "--device", "cpu",
+                     "--detector-max-side", "128", "--no-annotate", "--no-progress"]) == 0
+    result = json.loads((out / "results.json").read_text())
+    (face,) = result["files"][0]["faces"]
+    pts = np.array(face["landmarks"])
+    assert np.all((pts > 20) & (pts < 236))  # on the face in the full-size image's pixels

@@ -304,3 +304,27 @@ def test_registry():
             register_face_detector("fixed_test", Fixed)
     finally:
         fd._REGISTRY.pop("fixed_test", None)
+
+
+def test_max_side_searches_a_shrunk_copy_and_scales_back(yunet, astronaut):
+    """A 2x upscaled astronaut searched at max_side=512 is the original image's search, scaled 2x."""
+    big = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_LINEAR)
+    shrunk = YuNetFaceDetector(max_side=512)
+    ref = yunet.detect_raw(cv2.resize(big, (512, 512), interpolation=cv2.INTER_AREA))
+    got = shrunk.detect_raw(big)
+    assert len(got.boxes) == len(ref.boxes) == 1
+    np.testing.assert_allclose(got.boxes, 2 * ref.boxes, atol=1e-3)
+    np.testing.assert_allclose(got.keypoints, 2 * ref.keypoints, atol=1e-3)
+    np.testing.assert_allclose(got.scores, ref.scores)
+    # images already within max_side are searched as they are
+    np.testing.assert_allclose(shrunk.detect_raw(astronaut).boxes, yunet.detect_raw(astronaut).boxes)
+    # the box still lands on the face in the caller's pixels
+    x1, y1, x2, y2 = shrunk.detect(big).boxes[0] / 2
+    assert 165 < x1 < 200 and 245 < x2 < 285 and 70 < y1 < 110 and 160 < y2 < 200
+    assert "max_side=512" in repr(shrunk)
+
+
+@pytest.mark.parametrize("bad", [16, 0, 320.5, "320"])
+def test_max_side_must_be_a_sensible_int(bad):
+    with pytest.raises(ValueError, match="max_side"):
+        YuNetFaceDetector(max_side=bad)
