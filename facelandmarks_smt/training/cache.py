@@ -80,7 +80,6 @@ def _jsonable(value: Any) -> Any:
 _DROP = object()
 
 
-
 def _publish(built: Path, final: Path) -> None:
     """Move a complete cache folder to ``final``; if another process finished first, keep theirs."""
     if (final / "info.json").is_file():
@@ -94,6 +93,7 @@ def _publish(built: Path, final: Path) -> None:
         if not (final / "info.json").is_file():
             raise
         shutil.rmtree(built, ignore_errors=True)  # lost the race to an identical build
+
 
 class FaceCache:
     """Every face of a dataset pre-cut to a fixed-size square around its crop region.

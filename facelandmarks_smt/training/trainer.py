@@ -114,7 +114,6 @@ class DistributedContext:
             dist.destroy_process_group()
 
 
-
 def ema_warmup_avg_fn(decay: float):
     """EMA update for ``AveragedModel`` whose decay ramps up: ``min(decay, (1 + n) / (10 + n))``.
 
@@ -133,6 +132,7 @@ def ema_warmup_avg_fn(decay: float):
                 e.copy_(e * d + c * (1.0 - d))
 
     return update
+
 
 class Trainer:
     """Trains an `SMTNet` on a training and a validation dataset (or prebuilt `FaceCache`s).
