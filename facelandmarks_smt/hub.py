@@ -47,7 +47,7 @@ REGISTRY: dict[str, PretrainedWeights] = {
     "smtnet-300w-small": PretrainedWeights(
         name="smtnet-300w-small",
         filename="smtnet-300w-small.safetensors",
-        sha256="8f7965ad3055afbb2c271e9ab43e434b35373e791d3d9b7fb8cdb97925f641db",
+        sha256="a82513714dfe45331d993402521c1ac8b48fbbdecaf2253098bde3bc0f912c10",
         num_landmarks=68,
         description="SMT-Net small (128/256), 68 points, 300-W training folders, v4: 52 + 130 + 125 + 56 min on "
                     "2-core CPUs; 300-W common NME 3.44% (gt boxes). Non-commercial research only (300-W licence). "
