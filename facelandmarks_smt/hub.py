@@ -50,8 +50,8 @@ REGISTRY: dict[str, PretrainedWeights] = {
         sha256="a82513714dfe45331d993402521c1ac8b48fbbdecaf2253098bde3bc0f912c10",
         num_landmarks=68,
         description="SMT-Net small (128/256), 68 points, 300-W training folders, v5: 52 + 130 + 125 + 56 + 122 min "
-                    "on 2-core CPUs, crop factor 1.2; 300-W common NME 3.37% (gt boxes). Non-commercial research only (300-W licence). "
-                    "Ships inside the package.",
+                    "on 2-core CPUs, crop factor 1.2; 300-W common NME 3.37% (gt boxes). "
+                    "Non-commercial research only (300-W licence). Ships inside the package.",
     ),
     "smtnet-300w-tiny": PretrainedWeights(
         name="smtnet-300w-tiny",
