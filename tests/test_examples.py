@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -70,58 +69,3 @@ def test_retrain_own_annotations(tmp_path):
     res = run_example("retrain_own_annotations.py", "--quick", "--device", "cpu", "--out", str(out), cwd=tmp_path)
     assert "stopped (max_steps) after 2 steps" in res.stdout
     assert (out / "best.safetensors").is_file() and (out / "log.jsonl").is_file()
-
-
-@pytest.mark.skipif(os.environ.get("FACELANDMARKS_SMT_RAY_TESTS") != "1",
-                    reason="end-to-end Ray run is opt-in: FACELANDMARKS_SMT_RAY_TESTS=1 and pip install '.[ray]' "
-                           "(a local Ray instance did not finish on a loaded 2-core machine)")
-def test_ray_folder(tmp_path):
-    pytest.importorskip("ray.data")
-    pq = pytest.importorskip("pyarrow.parquet")
-    out = tmp_path / "parquet"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    res = subprocess.run([sys.executable, str(EXAMPLES / "ray_folder.py"), "--quick", "--device", "cpu",
-                          "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    if res.returncode != 0 and "timed out during startup" in res.stderr:
-        # Ray's raylet gives its agents a fixed 15 s to start (ray-project/ray#65983); on a
-        # saturated machine they can take longer. That is the machine, not this example.
-        pytest.skip("the local Ray instance did not start in time on this (busy) machine")
-    assert res.returncode == 0, res.stderr
-    table = pq.read_table(out)
-    rows = table.to_pylist()
-    by_file = {Path(r["path"]).name: r for r in rows}
-    assert sorted(by_file) == ["a.jpg", "b.png", "broken.jpg"] and len(rows) == 3
-    assert by_file["broken.jpg"]["face"] == -1 and by_file["broken.jpg"]["error"]
-    for name in ("a.jpg", "b.png"):
-        r = by_file[name]
-        assert r["face"] == 0 and r["error"] is None and len(r["landmarks"]) == 2 * 68 and len(r["box"]) == 4
-    # the mirrored picture's face sits mirrored: its landmarks' mean x is mirrored too
-    mean_x = {n: sum(by_file[n]["landmarks"][0::2]) / 68 for n in ("a.jpg", "b.png")}
-    assert abs(mean_x["a.jpg"] + mean_x["b.png"] - 255) < 6
-
-
-def test_ray_predictor_class_without_ray(tmp_path):
-    """The callable class that Ray runs per batch, called directly: one row per face, a row per
-    unreadable file, Arrow types that Parquet stores (also checked when Ray cannot start here)."""
-    import importlib.util
-
-    import numpy as np
-
-    pa = pytest.importorskip("pyarrow")
-    spec = importlib.util.spec_from_file_location("ray_folder", EXAMPLES / "ray_folder.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    folder = module.quick_folder(tmp_path / "photos")
-    paths = sorted(folder.iterdir())
-    batch = {"bytes": np.array([p.read_bytes() for p in paths], dtype=object),
-             "path": np.array([str(p) for p in paths])}
-    table = module.LandmarkPredictor(device="cpu")(batch)
-    assert isinstance(table, pa.Table) and table.num_rows == 3
-    rows = {Path(r["path"]).name: r for r in table.to_pylist()}
-    assert rows["broken.jpg"]["face"] == -1 and "cannot identify" in rows["broken.jpg"]["error"].lower()
-    assert rows["a.jpg"]["face"] == 0 and len(rows["a.jpg"]["landmarks"]) == 136
-    assert table.schema.field("landmarks").type == pa.list_(pa.float32())
-    import pyarrow.parquet as pq
-
-    pq.write_table(table, tmp_path / "x.parquet")
-    assert pq.read_table(tmp_path / "x.parquet").num_rows == 3
