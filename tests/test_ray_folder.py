@@ -108,8 +108,8 @@ def test_ray_folder_end_to_end_workers_equal_cores(tmp_path):
     expected = small_folder(tmp_path / "photos")
     cores = max(1, min(os.cpu_count() or 1, 4))
     out = tmp_path / "parquet"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     cmd = [sys.executable, str(EXAMPLE), str(tmp_path / "photos"), "--out", str(out), "--device", "cpu",
            "--workers", str(cores), "--num-cpus", str(cores), "--batch-size", "2", "--object-store-mb", "100"]
     res = run_with_time_limit(cmd, tmp_path, env, TIME_LIMIT_S)
