@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
-from dataclasses import dataclass
+import warnings
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from . import hub
+from .codec import decode_heatmaps, heatmap_to_crop
 from .config import ModelConfig, get_config
-from .decode import decode_heatmaps, heatmap_to_crop
-from .images import check_boxes, load_image, warn_if_bgr
+from .geometry import (box_iou, crop_matrix, invert_affine, landmark_box, normalise_crops, normalise_unit_crops,
+                       transform_points, upright_landmark_box, warp_crop)
+from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
 from .models import SMTNet
-from .preprocess import crop_matrix, invert_affine, normalise_crops, transform_points, warp_crop
-from .schemes import get_scheme, map_68_to_19, map_scores_68_to_19, mirror_points
+from .result import Face
+from .runtime.backends import check_backend, make_runner
+from .runtime.device import resolve_device
+from .schemes import get_scheme, mirror_points, scheme_conversion
 from .weights_io import load_model, sha256_file
-from .backends import check_backend, make_runner, set_torch_threads
+
+__all__ = ["Detector", "Face", "resolve_device", "batch_size_for", "MEMORY_LIMIT_MB", "DEFAULT_MIN_FACE_SCORE"]
 
 #: Default bound on the activation memory of one network call; `predict_crops` and `detect` run
 #: faces in chunks that fit it.
@@ -43,51 +49,12 @@ DEFAULT_MIN_FACE_SCORE = 0.6
 
 _LAZY_LOCK = threading.Lock()
 
-
-@dataclass
-class Face:
-    """One face: ``landmarks`` (L, 2) float32 image pixels (0-based pixel centres), per-landmark
-    ``scores`` (L,) in [0, 1], the landmark-convention ``box`` (4,) used for the crop, the face
-    detector's ``detection_score`` (None when the caller gave the box) and the ``angle`` in
-    degrees by which the crop was rotated to make the face upright (0 without rotation
-    correction; ``box`` is then the landmark box in that upright frame, centred on the face)."""
-
-    landmarks: np.ndarray
-    scores: np.ndarray
-    box: np.ndarray
-    detection_score: float | None = None
-    angle: float = 0.0
-
-    def __len__(self) -> int:
-        return len(self.landmarks)
-
-    def __repr__(self) -> str:
-        box = "[" + ", ".join(f"{v:.1f}" for v in np.asarray(self.box, np.float64).reshape(-1)) + "]"
-        score = "None" if self.detection_score is None else f"{self.detection_score:.3f}"
-        return (f"Face(box={box}, detection_score={score}, angle={self.angle:.1f}, "
-                f"landmarks={len(self.landmarks)}, mean_landmark_score={float(np.mean(self.scores)):.3f})")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when available; ``"cuda"``/``"cuda:N"`` must exist."""
-    if isinstance(device, torch.device):
-        device = str(device)
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a string like 'cpu', 'cuda', 'cuda:1' or 'auto', got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA devices exist")
-    elif dev.type != "cpu":
-        raise ValueError(f"unsupported device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-    return dev
+#: A box the caller gave whose predicted landmarks overlap it less than this (IoU), with a mean
+#: landmark score of at least `CONFIDENT_SCORE`, gets a warning: the face the network found does
+#: not fill the box, as when an ``(x, y, w, h)`` box is read as ``(x1, y1, x2, y2)``. Landmark
+#: boxes of correct boxes overlap their landmarks by 0.9 and more, face-detector boxes by 0.5-0.7.
+MIN_BOX_LANDMARK_IOU = 0.35
+CONFIDENT_SCORE = 0.3
 
 
 class Detector:
@@ -104,6 +71,8 @@ class Detector:
     training faces, or taken from the cache); ``threads`` sets torch's (process-wide) and
     onnxruntime's intra-op threads; ``batch_size`` faces per network call (None: as many as fit
     ``memory_limit_mb``); ``flip_test`` averages each face with its mirror image (2x the work).
+    ``threads`` apply to this detector's own calls: the process-wide torch setting is given back
+    after each call. An `SMTNet` passed as ``weights`` is copied, never changed.
     """
 
     def __init__(
@@ -128,11 +97,17 @@ class Detector:
         self.device = resolve_device(device)
         self.metadata: dict[str, str] = {}
         if isinstance(weights, SMTNet):
-            model = weights
+            model = copy.deepcopy(weights)  # .to(device).eval() below must not change the caller's module
             if num_landmarks is not None and model.config.num_landmarks != num_landmarks:
                 raise ValueError(f"model predicts {model.config.num_landmarks} landmarks, "
                                  f"but {num_landmarks} were asked for")
         elif isinstance(weights, (str, os.PathLike)):
+            if str(weights).lower().endswith(".onnx"):
+                raise ValueError(
+                    f"{weights} is an ONNX graph, but Detector loads .safetensors weights files (the config and "
+                    "crop settings travel in them): pass the weights file the graph was exported from with "
+                    "backend='onnxruntime' (the graph is exported and cached for you), or run the .onnx with "
+                    "onnxruntime yourself")
             model, self.metadata = load_model(weights, num_landmarks=num_landmarks, sha256=sha256)
         else:
             raise TypeError(f"weights must be a path to a .safetensors file or an SMTNet, got {type(weights).__name__}")
@@ -147,13 +122,12 @@ class Detector:
         if self.flip_test and len(get_scheme(model.config.scheme).flip_permutation) != model.config.num_landmarks:
             raise ValueError(f"flip_test needs the flip permutation of scheme {model.config.scheme!r} for "
                              f"{model.config.num_landmarks} landmarks")
-        set_torch_threads(threads)
         if backend == "onnxruntime" and sha256 is None and isinstance(weights, (str, os.PathLike)):
             sha256 = sha256_file(weights)
         self._runner = make_runner(self.model, backend, precision, threads, sha256, calibration)
         self._face_detector_spec = face_detector
         self._face_detector = None
-        self.scheme = self._output_scheme(scheme)
+        self.scheme, self._conversion = self._output_scheme(scheme)
         self.correct_rotation = bool(correct_rotation)
 
     # -- construction -------------------------------------------------------------------------
@@ -180,15 +154,19 @@ class Detector:
             model = SMTNet(config)
         return cls(model, **kwargs)
 
-    def _output_scheme(self, scheme: str | None) -> str:
+    def _output_scheme(self, scheme: str | None):
+        """``(scheme name, conversion or None)``: `schemes.scheme_conversion`, the one the CLI uses too."""
         native = self.config.scheme
         if scheme is None or scheme == native:
-            return native
+            return native, None
+        conversion = scheme_conversion(self.num_landmarks, scheme, native)
+        if conversion is not None:
+            return conversion.name, conversion
         name = get_scheme(scheme).name
-        if name == native or (name == "aflw-19" and native == "300w-68" and self.num_landmarks == 68):
-            return name
+        if name == native:
+            return native, None
         raise ValueError(f"scheme {scheme!r} cannot be given by this model, which predicts {native!r} "
-                         f"({self.num_landmarks} points); a '300w-68' model can also give 'aflw-19'")
+                         f"({self.num_landmarks} points); a 68-point model can also give '300w-49' and 'aflw-19'")
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -241,9 +219,7 @@ class Detector:
             if crops.numel() and (crops.min() < -1e-3 or crops.max() > 1.0 + 1e-3):
                 raise ValueError("torch float crops must be RGB in [0, 1] (ToTensor convention); "
                                  f"got values in [{crops.min().item():.3g}, {crops.max().item():.3g}]")
-            mean = torch.tensor(self.config.mean, device=self.device).view(1, 3, 1, 1)
-            std = torch.tensor(self.config.std, device=self.device).view(1, 3, 1, 1)
-            return (crops.to(self.device, torch.float32) - mean) / std
+            return normalise_unit_crops(crops.to(self.device), self.config.mean, self.config.std)
         raise TypeError(f"crops must be a numpy uint8 NHWC array or a torch NCHW tensor, got {type(crops).__name__}")
 
     @torch.inference_mode()
@@ -310,7 +286,7 @@ class Detector:
         return crops, mats
 
     def detect(self, image, boxes: Sequence[Sequence[float]] | np.ndarray | None = None,
-               min_face_score: float = DEFAULT_MIN_FACE_SCORE) -> list[Face]:
+               min_face_score: float = DEFAULT_MIN_FACE_SCORE, angles: Sequence[float] | None = None) -> list[Face]:
         """Landmarks of every face in ``image`` (path, PIL image or numpy HxW/HxWx3/HxWx4 uint8 RGB).
 
         ``boxes``: Nx4 ``x1, y1, x2, y2`` landmark boxes (the tight box around a face's
@@ -319,6 +295,9 @@ class Detector:
         `DEFAULT_MIN_FACE_SCORE`; YuNet's own floor is 0.5) and returns them sorted by
         ``detection_score``, highest first. With ``correct_rotation`` each detected face is cropped
         upright using its eye keypoints. All faces go through the network in batches.
+        ``angles`` (with ``boxes``): each face's roll in degrees, to crop it upright; its box is
+        then the landmark box in that upright frame (`geometry.upright_landmark_box`), as the face
+        detector's are (video tracking passes them). ``boxes=[]`` returns ``[]``.
         Suspicious input (tiny or mostly-outside boxes, (x, y, w, h) boxes, a BGR array) raises
         ``ValueError`` or warns with `FaceInputWarning`; see docs/face_detection.md.
         """
@@ -342,16 +321,24 @@ class Detector:
             if len(boxes) == 0:
                 return []
         else:
+            if np.size(boxes) == 0:
+                return []
             boxes = check_boxes(boxes, image.shape)
             det_scores = [None] * len(boxes)
+            if angles is not None:
+                angles = np.asarray(angles, np.float64).reshape(-1)
+                if len(angles) != len(boxes) or not np.isfinite(angles).all():
+                    raise ValueError(f"angles must be {len(boxes)} finite numbers (one per box), got {angles}")
         if from_array:
             warn_if_bgr(image, boxes)
         crops, mats = self._crop_checked(image, boxes, angles)
         pts, scores = self.predict_crops(crops, return_scores=True)
         pts_img = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
-        if self.scheme != self.config.scheme:  # 300w-68 -> aflw-19, the one conversion offered
-            pts_img, scores = map_68_to_19(pts_img), map_scores_68_to_19(scores)
         angles = np.zeros(len(boxes)) if angles is None else angles
+        if det_scores and det_scores[0] is None:
+            _warn_if_box_misses_face(boxes, angles, pts_img, scores)
+        if self._conversion is not None:  # e.g. 300w-68 -> aflw-19 (`schemes.scheme_conversion`)
+            pts_img, scores = self._conversion.points(pts_img), self._conversion.scores(scores)
         return [Face(landmarks=pts_img[i], scores=scores[i], box=boxes[i].astype(np.float32),
                      detection_score=det_scores[i], angle=float(angles[i])) for i in range(len(boxes))]
 
@@ -360,3 +347,19 @@ class Detector:
         return (f"Detector(config={c.name!r}, num_landmarks={c.num_landmarks}, scheme={self.scheme!r}, "
                 f"device={str(self.device)!r}, backend={self.backend!r}, precision={self.precision!r}, "
                 f"flip_test={self.flip_test})")
+
+
+def _warn_if_box_misses_face(boxes: np.ndarray, angles: np.ndarray, landmarks: np.ndarray, scores: np.ndarray) -> None:
+    """Warn (`FaceInputWarning`) for each caller's box that the confidently found landmarks do not
+    fill: the sign of an ``(x, y, w, h)`` box read as ``(x1, y1, x2, y2)``, or of a box around
+    something else. Low-confidence faces (an untrained model, no face) are not judged."""
+    for i, (box, angle) in enumerate(zip(boxes, angles)):
+        if float(np.mean(scores[i])) < CONFIDENT_SCORE:
+            continue
+        found = upright_landmark_box(landmarks[i], angle) if angle else landmark_box(landmarks[i])
+        iou = float(box_iou(box, found)[0, 0])
+        if iou < MIN_BOX_LANDMARK_IOU:
+            b = ", ".join(f"{v:.1f}" for v in box)
+            warnings.warn(f"box [{b}] overlaps the landmarks found in it only {iou:.2f} (IoU): boxes are landmark "
+                          "boxes (x1, y1, x2, y2); for (x, y, w, h) use (x, y, x + w, y + h)",
+                          FaceInputWarning, stacklevel=3)

@@ -24,6 +24,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
 import cv2
 import numpy as np
 
+from .geometry import as_boxes, box_iou, roll_angle, upright_frame, upright_landmark_box
+
 __all__ = [
     "FaceBoxes",
     "FaceDetector",
@@ -104,15 +106,6 @@ def check_image(image: Any) -> np.ndarray:
     return image
 
 
-def _as_boxes(boxes: Any, name: str = "boxes") -> np.ndarray:
-    arr = np.asarray(boxes, dtype=np.float64)
-    if arr.ndim == 1 and arr.shape[0] == 4:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (N, 4) x1,y1,x2,y2, got {arr.shape}")
-    return arr
-
-
 def _as_angles(angles: Any, n: int) -> np.ndarray:
     if angles is None:
         return np.zeros(n)
@@ -120,22 +113,6 @@ def _as_angles(angles: Any, n: int) -> np.ndarray:
     if a.shape[0] != n:
         raise ValueError(f"need one angle per box: {a.shape[0]} angles for {n} boxes")
     return a
-
-
-def box_iou(a: Any, b: Any) -> np.ndarray:
-    """Pairwise IoU ``(len(a), len(b))`` of ``x1,y1,x2,y2`` boxes (continuous areas)."""
-    a = _as_boxes(a, "a")
-    b = _as_boxes(b, "b")
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 def roll_angles(keypoints: Any) -> np.ndarray:
@@ -148,29 +125,7 @@ def roll_angles(keypoints: Any) -> np.ndarray:
     k = np.asarray(keypoints, dtype=np.float64)
     if k.ndim != 3 or k.shape[1] < 2 or k.shape[2] != 2:
         raise ValueError(f"keypoints must be (N, K>=2, 2) with both eyes first, got {k.shape}")
-    d = k[:, 1] - k[:, 0]
-    return np.degrees(np.arctan2(d[:, 1], d[:, 0]))
-
-
-def _frame(angles: np.ndarray):
-    """Unit vectors of the upright face frame in image coordinates: along the eye line, and down."""
-    a = np.radians(angles)
-    u = np.stack([np.cos(a), np.sin(a)], axis=-1)
-    v = np.stack([-np.sin(a), np.cos(a)], axis=-1)
-    return u, v
-
-
-def upright_landmark_box(points: Any, angle: float = 0.0) -> np.ndarray:
-    """The tight box of ``(L, 2)`` points in a frame rotated by ``angle`` degrees (as
-    :func:`roll_angles`), returned as ``(x1, y1, x2, y2)`` centred on the rotated box's centre in
-    image coordinates: what ``crop_matrix(box, ..., angle=angle)`` needs to frame the points."""
-    p = np.asarray(points, dtype=np.float64)
-    (u,), (v,) = _frame(np.array([angle], dtype=np.float64))
-    pu, pv = p @ u, p @ v
-    mu, mv = 0.5 * (pu.min() + pu.max()), 0.5 * (pv.min() + pv.max())
-    w, h = pu.max() - pu.min(), pv.max() - pv.min()
-    c = mu * u + mv * v
-    return np.array([c[0] - w / 2, c[1] - h / 2, c[0] + w / 2, c[1] + h / 2])
+    return roll_angle(k[:, 0], k[:, 1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,8 +170,8 @@ class BoxAdapter:
         angle expects.
         """
         single = np.ndim(boxes) == 1
-        b = _as_boxes(boxes)
-        u, v = _frame(_as_angles(angles, len(b)))
+        b = as_boxes(boxes)
+        u, v = upright_frame(_as_angles(angles, len(b)))
         w = b[:, 2] - b[:, 0]
         h = b[:, 3] - b[:, 1]
         c = 0.5 * (b[:, :2] + b[:, 2:])
@@ -250,13 +205,13 @@ class BoxAdapter:
         ``landmark_boxes`` should come from :func:`upright_landmark_box`).
         Both recover an exact synthetic relation exactly.
         """
-        raw = _as_boxes(raw_boxes, "raw_boxes")
-        lm = _as_boxes(landmark_boxes, "landmark_boxes")
+        raw = as_boxes(raw_boxes, "raw_boxes")
+        lm = as_boxes(landmark_boxes, "landmark_boxes")
         if raw.shape != lm.shape:
             raise ValueError(f"raw_boxes {raw.shape} and landmark_boxes {lm.shape} must pair up")
         if len(raw) == 0:
             raise ValueError("need at least one matched box pair to fit a BoxAdapter")
-        u, v = _frame(_as_angles(angles, len(raw)))
+        u, v = upright_frame(_as_angles(angles, len(raw)))
         rw, rh = raw[:, 2] - raw[:, 0], raw[:, 3] - raw[:, 1]
         lw, lh = lm[:, 2] - lm[:, 0], lm[:, 3] - lm[:, 1]
         if np.any(rw <= 0) or np.any(rh <= 0):

@@ -12,10 +12,11 @@ docs/publishing.md for how a release reaches the Hub and this registry.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from .fileio import sha256_file
 
 #: Placeholder: the Hub repository that will hold the published weights. It does NOT exist yet;
 #: create it (docs/publishing.md) before a release and put its id here.
@@ -103,14 +104,6 @@ def _find_in_hub_cache(entry: PretrainedWeights) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _unknown_name_error(name: str) -> ValueError:
     known = sorted(REGISTRY)
     close = difflib.get_close_matches(name, known, n=1)
@@ -149,7 +142,7 @@ def download(name: str) -> Path:
     except HfHubHTTPError as e:
         raise PretrainedWeightsUnavailable(
             f"pretrained weights {name!r}: downloading {where} failed: {e}. {fix}") from e
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != entry.sha256.lower():
         raise ValueError(
             f"pretrained weights {name!r}: the downloaded {where} has sha256 {actual}, but this version of "

@@ -44,7 +44,7 @@ Schemes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -331,3 +331,41 @@ def map_scores_68_to_19(scores68: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected scores of shape (..., 68), got {sc.shape}")
     out_dtype = sc.dtype if np.issubdtype(sc.dtype, np.floating) else np.float64
     return np.stack([sc[..., list(idx)].mean(axis=-1) for idx in MAP_68_TO_19], axis=-1).astype(out_dtype)
+
+
+class SchemeConversion(NamedTuple):
+    """How a model's landmarks become another scheme's: ``points`` maps ``(..., L, 2)`` arrays,
+    ``scores`` maps ``(..., L)`` per-landmark scores."""
+
+    name: str
+    num_landmarks: int
+    points: Callable[[np.ndarray], np.ndarray]
+    scores: Callable[[np.ndarray], np.ndarray]
+
+
+def _select_49_points(points: np.ndarray) -> np.ndarray:
+    return np.asarray(points)[..., list(INDICES_49), :]
+
+
+def _select_49_scores(scores: np.ndarray) -> np.ndarray:
+    return np.asarray(scores)[..., list(INDICES_49)]
+
+
+def scheme_conversion(num_landmarks: int, scheme: Union[str, int, LandmarkScheme, None],
+                      native: Optional[str] = None) -> Optional[SchemeConversion]:
+    """The one scheme conversion of the library (`Detector(scheme=...)` and ``detect --scheme``):
+    None when ``scheme`` is None, the model's own ``native`` scheme or one of the same size;
+    68 points also give ``300w-49`` (a subset) and ``aflw-19`` (`map_68_to_19`). Raises
+    ``ValueError`` for an unknown scheme or one that cannot be derived."""
+    if scheme is None:
+        return None
+    target = get_scheme(scheme)
+    if target.name == native or target.num_landmarks == num_landmarks:
+        return None
+    if num_landmarks == 68 and target.num_landmarks == 49:
+        return SchemeConversion(target.name, 49, _select_49_points, _select_49_scores)
+    if num_landmarks == 68 and target.num_landmarks == 19:
+        return SchemeConversion(target.name, 19, map_68_to_19, map_scores_68_to_19)
+    raise ValueError(f"scheme {target.name!r} ({target.num_landmarks} points) cannot be given by this model, which "
+                     f"predicts {num_landmarks} landmarks" + (f" ({native!r})" if native else "")
+                     + "; a 68-point model can also give '300w-49' and 'aflw-19'")

@@ -2,8 +2,10 @@
 
 A file alone rebuilds its model (architecture, landmark count, crop factor, normalisation, theta,
 scheme, training-data licence). Loading checks the file before trusting it: existence, optional
-sha256, readable safetensors, a config, tensors matching the architecture exactly, and every
-tensor finite (a NaN weight would otherwise give NaN landmarks and scores without any error).
+sha256, readable safetensors, a config, the checksum of the tensors stored when the file was saved
+(``tensors_sha256``; files written before it existed load without it), tensors matching the
+architecture exactly, and every tensor finite (a NaN weight would otherwise give NaN landmarks and
+scores without any error).
 """
 
 from __future__ import annotations
@@ -20,16 +22,25 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from .config import ModelConfig
+from .fileio import atomic_write, sha256_file
 
 FORMAT_NAME = "facelandmarks_smt"
 FORMAT_VERSION = "1"
+#: Metadata key of the checksum over the stored tensors (names, dtypes, shapes and bytes).
+TENSORS_SHA256 = "tensors_sha256"
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TENSORS_SHA256", "sha256_file", "tensors_sha256", "save_weights",
+           "read_metadata", "load_weights", "load_model", "check_state_dict"]
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the tensors as stored: each name, dtype, shape and raw bytes, in name order.
+    Catches a flipped bit anywhere in the weights, which the finite check alone would miss."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -43,8 +54,9 @@ def save_weights(
     """Write weights + config (+ free-form JSON-able ``metadata``) and return the file's sha256.
 
     ``half=True`` stores floating tensors as fp16 (BatchNorm statistics too; they load back to
-    fp32). Only tensors are stored, never pickles. The file gets ordinary permissions (0o666 less
-    the umask, like any file the user writes), written to a temporary name and renamed into place.
+    fp32). Only tensors are stored, never pickles, with their checksum (`tensors_sha256`) in the
+    metadata. The file gets ordinary permissions (0o666 less the umask, like any file the user
+    writes), written to a temporary name unique to this writer and renamed into place.
     """
     state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else model_or_state
     tensors = {}
@@ -56,13 +68,9 @@ def save_weights(
     meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_json()}
     for k, v in (metadata or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    meta[TENSORS_SHA256] = tensors_sha256(tensors)
     # safetensors' save_file creates its file 0o600; writing its bytes ourselves honours the umask.
-    with open(tmp, "wb") as f:
-        f.write(safetensors_bytes(tensors, metadata=meta))
-    os.replace(tmp, path)
+    path = atomic_write(path, safetensors_bytes(tensors, metadata=meta))
     return sha256_file(path)
 
 
@@ -106,6 +114,10 @@ def load_weights(
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"weights file {path} is corrupt or truncated: {e}") from None
+    stored = meta.get(TENSORS_SHA256)
+    if stored is not None and tensors_sha256(state) != stored:
+        raise ValueError(f"weights file {path} is corrupt: its tensors do not match the checksum stored when "
+                         f"it was saved ({TENSORS_SHA256}); re-download or re-export it")
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     check_state_dict(_shapes_of(config), state, source=f"weights file {path}")
     return config, state, meta

@@ -48,9 +48,19 @@ def test_scheme_aliases(det68, alias):
     assert Detector(det68.model, device="cpu", scheme=alias).scheme == "aflw-19"
 
 
+def test_49_points_come_from_the_one_scheme_conversion(det68, image):
+    # Detector and `detect --scheme` share schemes.scheme_conversion: 68 points also give 300w-49
+    from facelandmarks_smt.schemes import INDICES_49
+
+    det49 = Detector(det68.model, device="cpu", scheme="300w-49")
+    assert det49.scheme == "300w-49"
+    box = [[60.0, 60.0, 190.0, 190.0]]
+    f68, f49 = det68.detect(image, boxes=box)[0], det49.detect(image, boxes=box)[0]
+    np.testing.assert_array_equal(f49.landmarks, f68.landmarks[list(INDICES_49)])
+    np.testing.assert_array_equal(f49.scores, f68.scores[list(INDICES_49)])
+
+
 def test_schemes_that_cannot_be_given(det68):
-    with pytest.raises(ValueError, match="cannot be given by this model"):
-        Detector(det68.model, device="cpu", scheme="300w-49")
     with pytest.raises(ValueError, match="unknown landmark scheme"):
         Detector(det68.model, device="cpu", scheme="afwl-19")
     five = Detector.from_config("tiny", num_landmarks=5, device="cpu")

@@ -79,10 +79,11 @@ def test_cli_distils_from_a_teacher_and_records_it(tmp_path):
     _write_pts_folder(data, synthetic_faces(10, seed=7))
     torch.manual_seed(1)
     teacher = tmp_path / "teacher.safetensors"
-    save_weights(SMTNet(micro_model()), micro_model(), teacher)
+    # scheme "none": the test's synthetic-6 scheme is registered in this process only, not in the CLI's
+    save_weights(SMTNet(micro_model(scheme="none")), micro_model(scheme="none"), teacher)
     cfg_file = tmp_path / "student.json"
-    cfg_file.write_text(json.dumps(micro_train_config(model=micro_model(width=16, inner_width=16), epochs=1,
-                                                           stage_epochs=(1,)).to_dict()))
+    cfg_file.write_text(json.dumps(micro_train_config(model=micro_model(width=16, inner_width=16, scheme="none"),
+                                                      epochs=1, stage_epochs=(1,)).to_dict()))
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
     train = [sys.executable, "-m", "facelandmarks_smt.training", "train", "--data", str(data), "--config",
              str(cfg_file), "--set", "val_fraction=0.2", "--device", "cpu", "--no-progress"]

@@ -25,7 +25,7 @@ from facelandmarks_smt.training.config import TrainConfig
 from facelandmarks_smt.training.datasets import load_datasets, load_image as dataset_load_image
 from facelandmarks_smt.weights_io import save_weights
 from test_trainer import _write_pts_folder as _pts_folder
-from test_trainer import micro_model, micro_train_config
+from test_trainer import cli_config_json, micro_model, micro_train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,7 +102,7 @@ def _cli(args, **kw):
 def test_small_data_gives_clear_errors(tmp_path):
     _pts_folder(tmp_path / "d", synthetic_faces(3, seed=3))
     cfg_file = tmp_path / "micro.json"
-    cfg_file.write_text(json.dumps(micro_train_config(batch_size=8).to_dict()))
+    cfg_file.write_text(cli_config_json(micro_train_config(batch_size=8)))
     r = _cli(["train", "--data", str(tmp_path / "d"), "--config", str(cfg_file), "--out", str(tmp_path / "o"),
               "--device", "cpu", "--max-steps", "1", "--no-progress"])
     assert r.returncode == 2
@@ -122,7 +122,7 @@ def test_init_from_weights_and_mismatch(tmp_path):
         _init_weights(str(path), micro_train_config(model=micro_model(width=64)))
     _pts_folder(tmp_path / "d", synthetic_faces(10, seed=4))
     cfg_file = tmp_path / "micro.json"
-    cfg_file.write_text(json.dumps(cfg.to_dict()))
+    cfg_file.write_text(cli_config_json(cfg))
     r = _cli(["train", "--data", str(tmp_path / "d"), "--config", str(cfg_file), "--set", "val_fraction=0.2",
               "--out", str(tmp_path / "o"), "--device", "cpu", "--max-steps", "1", "--no-progress",
               "--init", str(path)])

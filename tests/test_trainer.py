@@ -30,6 +30,14 @@ def micro_model(**kw) -> ModelConfig:
     return ModelConfig(**base)
 
 
+def cli_config_json(cfg: TrainConfig) -> str:
+    """``cfg`` as a config file for a training *subprocess*: scheme "none", because the test's
+    synthetic-6 scheme is registered in this process only (an unknown scheme is an error)."""
+    d = cfg.to_dict()
+    d["model"]["scheme"] = "none"
+    return json.dumps(d)
+
+
 def micro_train_config(**kw) -> TrainConfig:
     base = dict(model=micro_model(), augment=AugmentConfig.disabled(), lr=2e-3, batch_size=4, epochs=2,
                 sigmas=(2.0,), stage_epochs=(2,), lr_milestones=(), precision="fp32", num_workers=0,
@@ -160,8 +168,7 @@ def test_cli_train_resume_and_evaluate(tmp_path):
     data = tmp_path / "data"
     _write_pts_folder(data, synthetic_faces(10, seed=7))
     cfg_file = tmp_path / "micro.json"
-    d = micro_train_config(epochs=2).to_dict()
-    cfg_file.write_text(json.dumps(d))
+    cfg_file.write_text(cli_config_json(micro_train_config(epochs=2)))
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
     base = [sys.executable, "-m", "facelandmarks_smt.training"]
     out = tmp_path / "run"
@@ -206,7 +213,7 @@ def test_ddp_two_processes_gloo(tmp_path):
     data = tmp_path / "data"
     _write_pts_folder(data, synthetic_faces(12, seed=8))
     cfg_file = tmp_path / "micro.json"
-    cfg_file.write_text(json.dumps(micro_train_config(epochs=1, batch_size=2).to_dict()))
+    cfg_file.write_text(cli_config_json(micro_train_config(epochs=1, batch_size=2)))
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
            "OMP_NUM_THREADS": "1"}
     out = tmp_path / "ddp"

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..config import ModelConfig
-from ..preprocess import crop_matrix, transform_points, warp_crop
+from ..geometry import crop_matrix, transform_points, warp_crop
 
 
 @dataclass(frozen=True)

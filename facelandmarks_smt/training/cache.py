@@ -36,11 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import cv2
 import numpy as np
 
 from ..config import ModelConfig
-from ..preprocess import crop_matrix, transform_points, warp_crop
+from ..fileio import atomic_write
+from ..geometry import crop_matrix, transform_points, warp_crop
+from ..runtime.device import cv2_threads
 from .augment import (
     AugmentConfig,
     as_flip_permutation,
@@ -295,9 +296,7 @@ class FaceCache:
             if name == "images" and skip_images:
                 continue
             np.save(out_dir / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
-        tmp = out_dir / "info.json.tmp"
-        tmp.write_text(json.dumps(self.info))
-        os.replace(tmp, out_dir / "info.json")
+        atomic_write(out_dir / "info.json", json.dumps(self.info))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the cache to directory ``path`` (one ``.npy`` per array + ``info.json``)."""
@@ -349,8 +348,10 @@ class AugmentedBatches:
         num_workers: threads building batches in the background (0: build on demand in the
             caller's thread). cv2 releases the GIL, so one thread overlaps with the training step.
         prefetch: batches built ahead of the consumer (when ``num_workers`` > 0).
-        cv2_threads: passed to ``cv2.setNumThreads`` when iteration starts (process-wide!), 1 by
-            default so OpenCV's own pool does not fight torch for the cores; None leaves it.
+        cv2_threads: OpenCV's thread count while an epoch's batches are made, 1 by default so
+            OpenCV's own pool does not fight torch for the cores; the caller's count is given back
+            when the epoch ends (`runtime.device.cv2_threads`, which sets nothing when the count
+            already is that); None leaves it.
     """
 
     def __init__(
@@ -398,6 +399,13 @@ class AugmentedBatches:
                 f"augmented crops can reach {need:.2f}x the face box but the cache holds only "
                 f"{cache.region_factor:.2f}x: corners may show black padding that the original "
                 "image would fill (build the cache with a larger margin)", stacklevel=2)
+
+    @staticmethod
+    def cache_margin(model_cfg: ModelConfig, aug_cfg: AugmentConfig) -> float:
+        """The ``margin`` of a training cache (`FaceCache.build`): the cached region over the crop
+        square, so that every augmented crop stays inside it (at least 1). The one place the
+        training code turns `required_region_factor` into crop-square units."""
+        return max(1.0, AugmentedBatches.required_region_factor(model_cfg, aug_cfg) / model_cfg.crop_factor)
 
     @staticmethod
     def required_region_factor(model_cfg: ModelConfig, aug_cfg: AugmentConfig) -> float:
@@ -450,8 +458,10 @@ class AugmentedBatches:
         order = self.epoch_order(epoch)
         nb, b = len(self), self.batch_size
         chunks = [order[k * b:(k + 1) * b] for k in range(max(0, int(start)), nb)]
-        if self.cv2_threads is not None:
-            cv2.setNumThreads(int(self.cv2_threads))
+        with cv2_threads(self.cv2_threads):
+            yield from self._batches(epoch, chunks)
+
+    def _batches(self, epoch: int, chunks: list) -> Iterator[dict[str, np.ndarray]]:
         if self.num_workers == 0:
             for idx in chunks:
                 yield self.make_batch(epoch, idx)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cli import HelpFormatter
+from ..cli.common import HelpFormatter
 
 
 def _parse_value(text: str) -> Any:
@@ -46,12 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", nargs="+", required=True,
                    help="training data: folders of images + .pts (300-W layout), .csv, .xml (dlib) or .json files")
     t.add_argument("--val-data", nargs="+",
-                   help="validation data (same formats); default: --val-fraction of --data, split with --seed")
+                   help="validation data (same formats); default: the config's val_fraction (0.1; change it "
+                        "with --set val_fraction=0.2) of --data, split with the config's seed")
     t.add_argument("--extra-data", nargs="+", default=[],
                    help="more training-only data, added after the validation split is taken from --data "
                         "(so adding a source never changes which faces validate)")
     t.add_argument("--config", default="paper",
-                   help="preset (paper, small, tiny) or a YAML/TOML/JSON file (may name a preset in 'base')")
+                   help="preset: paper (the paper's network and 240-epoch schedule, for GPUs), small (the shipped "
+                        "recipe, crop 1.2), tiny; or a YAML/TOML/JSON file (may name a preset in 'base')")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config fields, JSON values, e.g. lr=0.001 sigmas=[3,2] model.width=64")
     t.add_argument("--out", required=True, help="output folder: best.safetensors, last.pt, log.jsonl, ...")
@@ -166,8 +168,8 @@ def _teacher(name_or_path: str):
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from ..datasets import load_datasets, split_dataset
     from .config import load_train_config
-    from .datasets import load_datasets, split_dataset
     from .trainer import Trainer
 
     t_start = time.monotonic()
@@ -201,11 +203,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .cache import AugmentedBatches, FaceCache
 
         root = Path(args.cache)
-        need = AugmentedBatches.required_region_factor(cfg.model, cfg.augment) / cfg.model.crop_factor
+        need = AugmentedBatches.cache_margin(cfg.model, cfg.augment)
         tdir = root / f"train_{cache_key(train, cfg.model, need)}"
         vdir = root / f"val_{cache_key(val, cfg.model, 1.0)}"
         train_cache = FaceCache.load(tdir) if (tdir / "info.json").is_file() else \
-            FaceCache.build(train, cfg.model, margin=max(1.0, need), path=tdir, progress=not args.no_progress)
+            FaceCache.build(train, cfg.model, margin=need, path=tdir, progress=not args.no_progress)
         val_cache = FaceCache.load(vdir) if (vdir / "info.json").is_file() else \
             FaceCache.build(val, cfg.model, margin=1.0, path=vdir, progress=not args.no_progress)
     if len(val) < 20:
@@ -231,13 +233,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..datasets import load_datasets
     from ..detector import Detector
-    from .datasets import load_datasets
+    from ..schemes import get_scheme
     from .evaluate import DlibBaseline, evaluate_detector
+    from .metrics import error_normalisation
 
     det = Detector.from_pretrained(args.weights, device=args.device, flip_test=args.flip_test)
     data = load_datasets(args.data)
-    norm = args.norm or ("inter-ocular" if det.num_landmarks == 68 else "box")
+    try:
+        scheme = get_scheme(det.scheme)
+    except ValueError:
+        scheme = None
+    default_norm = error_normalisation(det.num_landmarks, scheme)  # the choice validation makes too
+    norm = args.norm or default_norm["norm"]
+    eyes = default_norm.get("eye_indices") if norm == "inter-ocular" else None
     baselines = None
     if args.baseline == "dlib":
         from pathlib import Path
@@ -245,11 +255,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         import numpy as np
 
         dlib_report = evaluate_detector(DlibBaseline(), data, boxes=args.boxes, out_dir=Path(args.out) / "dlib",
-                                        title="dlib 68-point predictor", norm=norm, limit=args.limit,
+                                        title="dlib 68-point predictor", norm=norm, eye_indices=eyes, limit=args.limit,
                                         progress=not args.no_progress)
         baselines = {"dlib": np.array([e for e in dlib_report["errors"] if e is not None], dtype=float)}
     report = evaluate_detector(det, data, boxes=args.boxes, out_dir=args.out, title=args.title or str(args.weights),
-                               norm=norm, limit=args.limit, progress=not args.no_progress,
+                               norm=norm, eye_indices=eyes, limit=args.limit, progress=not args.no_progress,
                                extra={"weights": str(args.weights), "data": list(args.data)}, baselines=baselines)
     print(json.dumps({"metrics": report["metrics"], "faces": report.get("faces"), "out": args.out}, indent=2))
     return 0

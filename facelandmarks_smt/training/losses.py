@@ -19,6 +19,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..codec import heatmap_argmax
+
 __all__ = [
     "bice_loss",
     "bice_softmax_loss",
@@ -215,9 +217,7 @@ def coord_loss(
         raise ValueError(f"landmarks_hm shape {tuple(landmarks_hm.shape)} != {tuple(residual_pred.shape)}")
     p = _hi(residual_pred)
     with torch.no_grad():
-        wdt = heatmaps.shape[-1]
-        idx = heatmaps.detach().flatten(2).argmax(dim=-1)
-        t_h = torch.stack([idx % wdt, torch.div(idx, wdt, rounding_mode="floor")], dim=-1).to(p.dtype)
+        t_h = heatmap_argmax(heatmaps, dtype=p.dtype)  # the argmax inference decodes from
         t_c = landmarks_hm.to(dtype=p.dtype, device=p.device) - t_h
         if weight is not None:  # invisible landmarks are often stored as NaN
             t_c = _zero_where_unweighted(t_c, weight)

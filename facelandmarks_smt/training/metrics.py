@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..geometry import landmark_box
 from ..schemes import INDICES_49  # 68 points less the jaw (0-16) and inner-mouth corners 60, 64
 
 __all__ = [
@@ -51,20 +52,25 @@ def _as_faces(a, name: str) -> np.ndarray:
 
 
 def landmark_boxes(points, visible=None) -> np.ndarray:
-    """Tight landmark boxes ``(N, 4)`` as ``(min x, min y, max x, max y)``.
+    """Tight landmark boxes ``(N, 4)`` as ``(min x, min y, max x, max y)`` (`geometry.landmark_box`).
 
     With a ``visible`` mask only visible points count, because annotations often hold placeholder
     coordinates (e.g. 0 or -1) for points that are missing.
     """
     pts = _as_faces(points, "points")
-    if visible is None:
-        return np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1)
-    vis = np.asarray(visible, dtype=bool).reshape(pts.shape[:2])
-    if not vis.any(axis=1).all():
-        raise ValueError("every face needs at least one visible point to form a landmark box")
-    lo = np.where(vis[..., None], pts, np.inf).min(axis=1)
-    hi = np.where(vis[..., None], pts, -np.inf).max(axis=1)
-    return np.concatenate([lo, hi], axis=1)
+    return landmark_box(pts, None if visible is None else np.asarray(visible, dtype=bool).reshape(pts.shape[:2]))
+
+
+def error_normalisation(num_landmarks: int, scheme=None) -> dict:
+    """The error normalisation of a landmark layout, as keyword arguments of `normalised_errors`:
+    inter-ocular (outer eye corners) for 68 points or a scheme that names its eye corners, else
+    the face box. The one choice that validation and ``evaluate`` share."""
+    if num_landmarks == 68:
+        return {"norm": "inter-ocular"}
+    eyes = getattr(scheme, "eye_corner_indices", None) if scheme is not None else None
+    if eyes and getattr(scheme, "num_landmarks", num_landmarks) == num_landmarks:
+        return {"norm": "inter-ocular", "eye_indices": tuple(eyes)}
+    return {"norm": "box"}
 
 
 def _normalisers(gt, norm, boxes, visible, eye_indices) -> np.ndarray:

@@ -27,18 +27,19 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..backends import cpu_has_native_bf16 as cpu_has_bf16  # one CPU check for training and inference
-from ..decode import crop_to_heatmap, decode_heatmaps, heatmap_to_crop
-from ..detector import resolve_device
+from ..codec import crop_to_heatmap, decode_heatmaps, heatmap_to_crop
+from ..fileio import atomic_write
+from ..geometry import normalise_crops
 from ..models import SMTNet
-from ..preprocess import normalise_crops
-from ..schemes import get_scheme
+from ..runtime.device import cpu_has_native_bf16 as cpu_has_bf16  # one CPU check for training and inference
+from ..runtime.device import cv2_threads, resolve_device
+from ..schemes import LandmarkScheme, get_scheme
 from ..weights_io import save_weights
 from .augment import AugmentConfig
 from .cache import AugmentedBatches, FaceCache
 from .config import TrainConfig
 from .losses import coord_loss, get_heatmap_loss
-from .metrics import normalised_errors
+from .metrics import error_normalisation, normalised_errors
 from .schedule import num_stages, stack_sigmas, stage_end_epoch, stage_time_limit
 from .targets import gaussian_heatmaps, teacher_heatmaps
 
@@ -52,6 +53,20 @@ def check_teacher(teacher_config, student_config) -> None:
     if diff:
         raise ValueError("the teacher does not fit the student: " + ", ".join(
             f"{k} {getattr(teacher_config, k)} (teacher) vs {getattr(student_config, k)} (student)" for k in diff))
+
+
+def training_scheme(model_cfg) -> LandmarkScheme | None:
+    """The landmark scheme a model config trains: a registered scheme with as many points, or None
+    for ``scheme="none"`` (no mirror permutation, box-normalised errors). An unknown name or a
+    scheme of another size is an error, never a silent None."""
+    if str(model_cfg.scheme).strip().lower() in ("none", ""):
+        return None
+    scheme = get_scheme(model_cfg.scheme)  # ValueError naming the known schemes
+    if scheme.num_landmarks != model_cfg.num_landmarks:
+        raise ValueError(f"scheme {scheme.name!r} has {scheme.num_landmarks} points but the model predicts "
+                         f"{model_cfg.num_landmarks}; register a LandmarkScheme for your points "
+                         "(schemes.register_scheme) or set model.scheme='none'")
+    return scheme
 
 
 def git_commit() -> str:
@@ -169,20 +184,13 @@ class Trainer:
         self.precision = resolve_precision(cfg.precision, dev)
         self.data_lists = data_lists or {}
         mcfg = cfg.model
-        self.scheme = None
-        try:
-            self.scheme = get_scheme(mcfg.scheme)
-            if self.scheme.num_landmarks != mcfg.num_landmarks:
-                self.scheme = None
-        except (KeyError, ValueError):
-            self.scheme = None
+        self.scheme = training_scheme(mcfg)
         if cfg.augment.needs_flip_permutation and self.scheme is None:
             raise ValueError(f"augmentation flips faces but scheme {mcfg.scheme!r} with {mcfg.num_landmarks} "
                              "landmarks has no registered mirror permutation; register it or set augment.flip_prob=0")
 
-        need = AugmentedBatches.required_region_factor(mcfg, cfg.augment) / mcfg.crop_factor
         self.train_cache = train_data if isinstance(train_data, FaceCache) else FaceCache.build(
-            train_data, mcfg, margin=max(1.0, need), progress=self.progress)
+            train_data, mcfg, margin=AugmentedBatches.cache_margin(mcfg, cfg.augment), progress=self.progress)
         self.val_cache = val_data if isinstance(val_data, FaceCache) else FaceCache.build(
             val_data, mcfg, margin=1.0, progress=self.progress)
         if self.train_cache.num_landmarks != mcfg.num_landmarks:
@@ -200,8 +208,9 @@ class Trainer:
         self.val_batches = AugmentedBatches(self.val_cache, mcfg, AugmentConfig.disabled(), cfg.val_batch_size,
                                             0, shuffle=False, drop_last=False, num_workers=cfg.num_workers)
 
-        torch.manual_seed(cfg.seed)
-        self.model = SMTNet(mcfg)
+        with torch.random.fork_rng(devices=[]):  # seeded init without reseeding the caller's global RNG
+            torch.manual_seed(cfg.seed)
+            self.model = SMTNet(mcfg)
         if init_weights is not None:
             self.model.load_state_dict(init_weights)
         self.model.to(dev)
@@ -342,12 +351,7 @@ class Trainer:
             preds_argmax.append(heatmap_to_crop(coords0, mcfg.heatmap_stride).cpu().numpy())
             gts.append(batch["landmarks"])
         pred, pred0, gt = np.concatenate(preds), np.concatenate(preds_argmax), np.concatenate(gts)
-        kw: dict[str, Any] = {"visible": np.isfinite(gt).all(-1)}
-        if mcfg.num_landmarks == 68:
-            kw["norm"] = "inter-ocular"
-        else:
-            eyes = self.scheme.eye_corner_indices if self.scheme is not None else None
-            kw.update({"norm": "inter-ocular", "eye_indices": eyes} if eyes else {"norm": "box"})
+        kw: dict[str, Any] = {"visible": np.isfinite(gt).all(-1), **error_normalisation(mcfg.num_landmarks, self.scheme)}
         gt_safe = np.where(np.isfinite(gt), gt, 0.0)
         e = normalised_errors(pred, gt_safe, **kw)
         e0 = normalised_errors(pred0, gt_safe, **kw)
@@ -363,9 +367,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
             "state": self.state, "config": self.cfg.to_dict(), "precision": self.precision,
         }
-        tmp = self.out / "last.pt.tmp"
-        torch.save(ckpt, tmp)
-        os.replace(tmp, self.out / "last.pt")
+        atomic_write(self.out / "last.pt", lambda f: torch.save(ckpt, f))
 
     def load_checkpoint(self, path: str | os.PathLike | None = None) -> None:
         path = Path(path) if path else self.out / "last.pt"
@@ -417,6 +419,8 @@ class Trainer:
         try:
             from matplotlib.figure import Figure
         except ImportError:
+            tqdm.write(f"note: curve.png skipped: matplotlib is not installed (pip install "
+                       f"'facelandmarks_smt[training]'); the curve's numbers are in {self.out / 'log.jsonl'}")
             return
         h = self.state["history"]
         fig = Figure(figsize=(6, 4))
@@ -491,7 +495,13 @@ class Trainer:
         st["stage_bad_epochs"] = 0
 
     def run(self, max_minutes: float | None = None, resume: bool = False, max_steps: int | None = None) -> dict:
-        """Train; returns a summary dict (also written to ``OUT/summary.json``)."""
+        """Train; returns a summary dict (also written to ``OUT/summary.json``). OpenCV runs one
+        thread while training (the augmentation threads share the cores with torch); the caller's
+        OpenCV thread count is given back when the run ends."""
+        with cv2_threads(1):
+            return self._run(max_minutes, resume, max_steps)
+
+    def _run(self, max_minutes: float | None, resume: bool, max_steps: int | None) -> dict:
         cfg = self.cfg
         if resume:
             self.load_checkpoint()

@@ -1,8 +1,9 @@
-"""The ``facelandmarks-smt`` command (also ``python -m facelandmarks_smt``).
+"""``facelandmarks-smt detect``: faces and landmarks of images, folders and videos.
 
     facelandmarks-smt detect photo.jpg folder/ clip.mp4 --out results/
     facelandmarks-smt detect folder/ --out results/ --no-annotate --min-face-score 0.5
     facelandmarks-smt detect clip.mp4 --out results/ --smooth-min-cutoff 0.5 --smooth-beta 20
+    facelandmarks-smt detect folder/ --out results/ --backend onnxruntime --precision int8 --calibration DIR
 
 ``detect`` takes images, folders (searched recursively) and videos, and writes to ``--out``:
 ``results.json`` (every face with its landmarks, per-landmark scores, box and detector score),
@@ -17,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
+from .common import supported_kwargs
+
+HELP = "find faces and landmarks in images, folders and videos"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 #: MPEG-4 Part 2: the codec that opencv-python(-headless) wheels can write (their FFmpeg has no
@@ -31,55 +34,24 @@ VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 VIDEO_FOURCC = "mp4v"
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Shows an option's default once: not when its help already says it, and not when there is
-    nothing to say (None, False)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS) or action.default == []:
-            return text
-        return super()._get_help_string(action)
-
-
-# --- subcommands: name -> (add its arguments to a parser, run it with the parsed args) ---------
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
-
-
-def register_command(name: str, help: str, add: Callable[[argparse.ArgumentParser], None],
-                     run: Callable[[argparse.Namespace], int]) -> None:
-    """Add a subcommand: ``add`` puts its arguments on its parser, ``run(args)`` returns the exit status."""
-    COMMANDS[name] = (help, add, run)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facelandmarks-smt", description=__doc__, formatter_class=HelpFormatter)
-    from . import __version__
-
-    p.add_argument("--version", action="version", version=f"facelandmarks_smt {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_text, add, _) in COMMANDS.items():
-        add(sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter))
-    from .export import add_export_parser, run_export  # ONNX export (imports torch)
-
-    add_export_parser(sub).set_defaults(_run=run_export)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run = getattr(args, "_run", None) or COMMANDS[args.command][2]
-    return run(args)
-
-
-# --- detect ------------------------------------------------------------------------------------
-def _add_detect_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="images, folders (searched recursively) or videos")
     p.add_argument("--out", required=True, help="output folder for results.json, results.csv and annotated/")
     p.add_argument("--weights", default="smtnet-300w-small",
                    help="a registered pretrained name or a .safetensors weights file")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of the network call (torch or onnxruntime; default: the library's choice)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                   help="what runs the network: torch, or onnxruntime (CPU; the graph is exported once and cached)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="fp32; bf16 (torch, CPUs with AVX-512 BF16 or AMX); int8 (onnxruntime, calibrated once on "
+                        "--calibration folders, then cached)")
+    p.add_argument("--calibration", nargs="+", metavar="DIR", default=None,
+                   help="with --precision int8: folders of annotated *training* faces (images + .pts) to calibrate "
+                        "on, needed once per weights (never test faces)")
+    p.add_argument("--flip-test", action="store_true",
+                   help="average each face with its mirror image (more accurate, twice the work)")
     p.add_argument("--scheme", default=None,
                    help="landmark scheme to report, e.g. 300w-49 or aflw-19 from a 68-point model "
                         "(default: the model's own)")
@@ -105,33 +77,15 @@ def _add_detect_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--smooth-d-cutoff", type=float, default=1.0, help="One Euro cutoff (Hz) of the speed estimate")
 
 
-def supported_kwargs(func: Callable, wanted: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``wanted`` (None values dropped) into the keyword arguments ``func`` accepts and the rest."""
-    params = inspect.signature(func).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    ok, missing = {}, {}
-    for k, v in wanted.items():
-        if v is None:
-            continue
-        (ok if takes_any or k in params else missing)[k] = v
-    return ok, missing
-
-
 def scheme_converter(num_landmarks: int, scheme: str | None) -> tuple[str | None, Callable | None]:
-    """``(scheme name, points -> points)`` turning a model's landmarks into ``scheme``; None: as is."""
-    if scheme is None:
-        return None, None
-    from .schemes import INDICES_49, get_scheme, map_68_to_19
+    """``(scheme name, points -> points)`` turning a model's landmarks into ``scheme``; None: as is
+    (`schemes.scheme_conversion`, the conversion `Detector` uses too)."""
+    from ..schemes import get_scheme, scheme_conversion
 
-    target = get_scheme(scheme)
-    if target.num_landmarks == num_landmarks:
-        return target.name, None
-    if num_landmarks == 68 and target.num_landmarks == 49:
-        return target.name, lambda pts: pts[..., list(INDICES_49), :]
-    if num_landmarks == 68 and target.num_landmarks == 19:
-        return target.name, map_68_to_19
-    raise ValueError(f"cannot convert the model's {num_landmarks} landmarks to scheme {target.name!r} "
-                     f"({target.num_landmarks} points)")
+    conv = scheme_conversion(num_landmarks, scheme)
+    if conv is None:
+        return (None if scheme is None else get_scheme(scheme).name), None
+    return conv.name, conv.points
 
 
 def iter_inputs(paths: list[str]) -> Iterator[tuple[Path, str]]:
@@ -218,7 +172,7 @@ class _Unique:
 
 
 def _process_image(path: Path, detect: Callable, convert, annotate_to: Path | None):
-    from .images import load_image
+    from ..images import load_image
 
     image = load_image(path)
     faces = detect(image)
@@ -231,7 +185,7 @@ def _process_image(path: Path, detect: Callable, convert, annotate_to: Path | No
     if annotate_to is not None:
         import cv2
 
-        from .drawing import draw_landmarks
+        from ..drawing import draw_landmarks
 
         annotate_to.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(annotate_to), cv2.cvtColor(draw_landmarks(image, faces), cv2.COLOR_RGB2BGR)):
@@ -244,7 +198,7 @@ def _process_video(path: Path, tracker_factory, convert, annotate_to: Path | Non
     import cv2
     from tqdm import tqdm
 
-    from .drawing import draw_landmarks
+    from ..drawing import draw_landmarks
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -298,20 +252,18 @@ def _error(msg: str, progress_bar) -> None:
         print(line, file=sys.stderr)
 
 
-def run_detect(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
     from tqdm import tqdm
 
-    from .detector import Detector
-    from .tracking import FaceTracker, SmoothingParams
+    from ..detector import Detector
+    from ..video import FaceTracker, SmoothingParams
 
-    init_extra, _ = supported_kwargs(Detector.__init__, {"threads": args.threads})
-    if args.threads is not None and "threads" not in init_extra:
-        torch.set_num_threads(args.threads)
+    init_extra = {"threads": args.threads, "backend": args.backend, "precision": args.precision,
+                  "flip_test": args.flip_test, "calibration": args.calibration}
     try:
         if args.detector_max_side is not None:
-            from .face_detection import get_face_detector
+            from ..face_detection import get_face_detector
 
             init_extra["face_detector"] = get_face_detector("yunet", max_side=args.detector_max_side)
         det = Detector.from_pretrained(args.weights, device=args.device, **init_extra)
@@ -344,7 +296,8 @@ def run_detect(args: argparse.Namespace) -> int:
     num_points = det.num_landmarks if convert is None else len(convert(np.zeros((det.num_landmarks, 2))))
     out = Path(args.out)
     model_info = {"weights": str(args.weights), "config": det.config.name, "num_landmarks": det.num_landmarks,
-                  "scheme": scheme or det.config.scheme, "device": str(det.device),
+                  "scheme": scheme or det.config.scheme, "device": str(det.device), "backend": det.backend,
+                  "precision": det.precision, "flip_test": det.flip_test,
                   "smoothing": None if smoothing is None else vars(smoothing),
                   "redetect_every": args.redetect_every, "min_landmark_score": args.min_landmark_score,
                   "min_face_score": args.min_face_score}
@@ -384,4 +337,4 @@ def run_detect(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-register_command("detect", "find faces and landmarks in images, folders and videos", _add_detect_arguments, run_detect)
+_add_detect_arguments, run_detect = add_arguments, run  # the names before the cli package

@@ -1,0 +1,105 @@
+"""The heatmap codec: landmarks <-> heatmaps (batched torch, on the model's device).
+
+Encoding (training targets): a Gaussian around each landmark on the heatmap grid (paper eq. 7),
+peak 1, heatmap pixel ``[i, j]`` centred at ``(x, y) = (j, i)`` (docs/CONVENTIONS.md).
+
+Decoding is argmax + clamped residual (SPEC.md): the residual head predicts the sub-pixel
+offset of each landmark from its heatmap's argmax; clamping to [-theta, theta] is the inference
+form of the hinge loss it was trained with. `heatmap_argmax` is the one argmax of the library:
+inference decodes with it and the coordinate loss takes its residual targets from it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CONFIDENCE_WINDOW = 5
+
+
+def gaussian_heatmaps(
+    points_hm: torch.Tensor,
+    size: int | tuple[int, int],
+    sigma: float,
+    visible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gaussian target heatmaps ``(B, L, H, W)`` for landmarks ``(B, L, 2)`` in heatmap pixels.
+
+    Args:
+        points_hm: ``(B, L, 2)`` float ``(x, y)`` in heatmap-pixel coordinates (pixel centres).
+        size: ``S`` for an ``S x S`` grid, or ``(H, W)``.
+        sigma: kernel radius in heatmap pixels (the paper's sigma: 4, then 3, then 2).
+        visible: optional ``(B, L)`` bool; ``False`` gives an all-zero map (the paper's Fig. 3d
+            case). Non-finite points are treated as invisible too, so NaN placeholders are safe.
+
+    Built as the outer product of two 1-D Gaussians (``exp(-(dx^2+dy^2)/2s^2) =
+    exp(-dx^2/2s^2) * exp(-dy^2/2s^2)``): O(B*L*(H+W)) exponentials instead of O(B*L*H*W).
+    Points outside the grid are not clipped: their maps hold the in-grid tail of the Gaussian.
+    """
+    if points_hm.ndim != 3 or points_hm.shape[-1] != 2:
+        raise ValueError(f"points_hm must be (B, L, 2), got shape {tuple(points_hm.shape)}")
+    if not float(sigma) > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    dtype = points_hm.dtype if points_hm.is_floating_point() else torch.float32
+    pts = points_hm.to(dtype)
+    ok = torch.isfinite(pts).all(dim=-1)
+    if visible is not None:
+        if visible.shape != pts.shape[:2]:
+            raise ValueError(f"visible must be {tuple(pts.shape[:2])}, got {tuple(visible.shape)}")
+        ok = ok & visible.to(device=pts.device, dtype=torch.bool)
+    # Replace masked points by 0 *before* the exponentials so NaN/inf never enter the maths.
+    pts = torch.where(ok.unsqueeze(-1), pts, torch.zeros((), dtype=dtype, device=pts.device))
+    inv = -0.5 / (float(sigma) ** 2)
+    xs = torch.arange(w, dtype=dtype, device=pts.device)
+    ys = torch.arange(h, dtype=dtype, device=pts.device)
+    gx = torch.exp((xs - pts[..., 0:1]) ** 2 * inv)  # (B, L, W)
+    gy = torch.exp((ys - pts[..., 1:2]) ** 2 * inv)  # (B, L, H)
+    gy = gy * ok.unsqueeze(-1).to(dtype)  # invisible -> all-zero map
+    return gy.unsqueeze(-1) * gx.unsqueeze(-2)
+
+
+def heatmap_argmax(heatmaps: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Integer ``(x, y)`` of each heatmap's maximum, ``(B, L, H, W) -> (B, L, 2)`` of ``dtype``
+    (no gradient: the argmax is not differentiable)."""
+    if heatmaps.ndim != 4:
+        raise ValueError(f"heatmaps must be (B, L, H, W), got shape {tuple(heatmaps.shape)}")
+    w = heatmaps.shape[-1]
+    idx = heatmaps.detach().flatten(2).argmax(dim=-1)
+    return torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1).to(dtype)
+
+
+def heatmap_confidence(heatmaps: torch.Tensor, peaks: torch.Tensor, window: int = CONFIDENCE_WINDOW) -> torch.Tensor:
+    """Per-landmark confidence in [0, 1]: the spatial-softmax mass in a ``window``-pixel square
+    around the peak. A sharp single peak scores near 1, a flat or multi-modal map near 0."""
+    b, l, h, w = heatmaps.shape
+    prob = torch.softmax(heatmaps.float().flatten(2), dim=-1).view(b * l, 1, h, w)
+    mass = F.avg_pool2d(prob, window, stride=1, padding=window // 2, count_include_pad=True) * window ** 2
+    mass = mass.view(b, l, h * w)
+    idx = (peaks[..., 1].long() * w + peaks[..., 0].long()).unsqueeze(-1)
+    return mass.gather(-1, idx).squeeze(-1).clamp_(0.0, 1.0)
+
+
+def decode_heatmaps(heatmaps: torch.Tensor, residuals: torch.Tensor | None, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Landmarks in heatmap pixels ``(B, L, 2)`` and confidences ``(B, L)``.
+
+    ``t = argmax + clamp(residual, -theta, theta)``; ``residuals=None`` decodes the argmax alone.
+    """
+    peaks = heatmap_argmax(heatmaps)
+    coords = peaks
+    if residuals is not None:
+        if residuals.shape != peaks.shape:
+            raise ValueError(f"residuals shape {tuple(residuals.shape)} does not match {tuple(peaks.shape)}")
+        coords = peaks + residuals.float().clamp(-theta, theta)
+    return coords, heatmap_confidence(heatmaps, peaks)
+
+
+def heatmap_to_crop(coords: torch.Tensor, stride: int) -> torch.Tensor:
+    """Heatmap pixel centres -> crop pixel centres: heatmap pixel h covers crop pixels
+    ``stride*h .. stride*h + stride - 1``, whose centre is ``(h + 0.5) * stride - 0.5``."""
+    return (coords + 0.5) * stride - 0.5
+
+
+def crop_to_heatmap(coords, stride: int):
+    """Inverse of `heatmap_to_crop` (used to build training targets)."""
+    return (coords + 0.5) / stride - 0.5

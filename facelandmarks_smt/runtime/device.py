@@ -1,0 +1,88 @@
+"""Where and with how many threads the network runs: device resolution, the CPU's bf16 support,
+and thread counts scoped to a block instead of set for the whole process.
+
+torch's intra-op thread count and OpenCV's thread count are process-wide settings. A library call
+that needs other values sets them for its own duration (`torch_threads`, `cv2_threads`) and puts
+the caller's values back afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+_THREADS_LOCK = threading.RLock()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` picks CUDA when available; ``"cuda"``/``"cuda:N"`` must exist."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string like 'cpu', 'cuda', 'cuda:1' or 'auto', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA devices exist")
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has AVX-512 BF16 or AMX-BF16, where bf16 matmuls beat fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count is ``threads`` inside the block and the caller's again after
+    it (``None``: unchanged). Nested and concurrent blocks are serialised by a lock, so the count
+    a block sets is the one its work sees."""
+    if not threads:
+        yield
+        return
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        if before != int(threads):
+            torch.set_num_threads(int(threads))
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def cv2_threads(threads: int | None) -> Iterator[None]:
+    """OpenCV's thread count is ``threads`` inside the block and the caller's again after it
+    (``None``: unchanged); set only when it differs."""
+    if threads is None:
+        yield
+        return
+    import cv2
+
+    before = cv2.getNumThreads()
+    changed = before != int(threads)
+    if changed:
+        cv2.setNumThreads(int(threads))
+    try:
+        yield
+    finally:
+        if changed:
+            cv2.setNumThreads(before)

@@ -1,0 +1,122 @@
+"""SMT-Net -> ONNX: the graph that `Detector(backend="onnxruntime")` runs, and its cache folder.
+
+The exported graph takes normalised NCHW float32 crops ``input`` ``(N, 3, S, S)`` (dynamic N) and
+returns the last stack's ``heatmaps`` ``(N, L, S/4, S/4)`` and ``residuals`` ``(N, L, 2)``, exactly
+what `decode.decode_heatmaps` consumes, so pre- and post-processing stay one shared code path.
+The model config travels in the ONNX metadata (``facelandmarks_smt.config``).
+
+Graphs are exported with torch's TorchScript exporter (``dynamo=False``), which needs no extra
+packages; the torch.export-based exporter is used only where the old one is gone (it needs
+``onnxscript``), and then with a `RuntimeWarning` saying so, never silently.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..config import ModelConfig
+from ..fileio import atomic_write
+from ..models import SMTNet
+
+OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAMES = ("heatmaps", "residuals")
+#: Bumped whenever the exported graph changes for the same weights, so caches do not go stale.
+EXPORT_VERSION = 1
+
+
+class _LastStack(torch.nn.Module):
+    """The network's last ``(heatmaps, residuals)`` only: earlier stacks are training-time outputs."""
+
+    def __init__(self, model: SMTNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heatmaps, residuals = self.model(x)[-1]
+        return heatmaps, residuals
+
+
+def export_onnx(model: SMTNet, out: str | os.PathLike | None = None, opset: int = OPSET,
+                metadata: dict[str, str] | None = None) -> bytes | Path:
+    """Export ``model`` (fp32, eval mode, on CPU) with a dynamic batch axis and check the graph.
+
+    Returns the serialised model as bytes when ``out`` is None, else writes ``out`` and returns
+    its path. The model itself is left untouched (a CPU fp32 copy is exported).
+    """
+    import onnx
+
+    if not isinstance(model, SMTNet):
+        raise TypeError(f"model must be an SMTNet, got {type(model).__name__}")
+    cfg = model.config
+    net = _LastStack(_cpu_fp32_copy(model)).eval()
+    x = torch.zeros(2, 3, cfg.input_size, cfg.input_size)
+    axes = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
+    buf = io.BytesIO()
+    no_torchscript = None
+    with warnings.catch_warnings():
+        # The TorchScript exporter announces its deprecation and traces the input-shape check.
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(net, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                              output_names=list(OUTPUT_NAMES), dynamic_axes=axes, do_constant_folding=True)
+        except TypeError as e:  # a torch without the TorchScript exporter
+            no_torchscript = e
+    if no_torchscript is not None:
+        warnings.warn(f"torch {torch.__version__} has no TorchScript ONNX exporter ({no_torchscript}); exporting "
+                      "with the torch.export-based exporter instead (needs onnxscript; the graph may differ)",
+                      RuntimeWarning, stacklevel=2)
+        buf = io.BytesIO()
+        torch.onnx.export(net, (x,), buf, dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES), dynamic_axes=axes)
+    proto = onnx.load_from_string(buf.getvalue())
+    meta = {"facelandmarks_smt.config": cfg.to_json(), "facelandmarks_smt.export_version": str(EXPORT_VERSION),
+            "facelandmarks_smt.opset": str(opset), **(metadata or {})}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    if out is None:
+        return data
+    return atomic_write(out, data)
+
+
+def onnx_config(model: str | os.PathLike | bytes) -> ModelConfig:
+    """The `ModelConfig` stored in an exported graph's metadata."""
+    import onnx
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model), load_external_data=False)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if "facelandmarks_smt.config" not in meta:
+        raise ValueError("this ONNX model was not exported by facelandmarks_smt (no config in its metadata)")
+    return ModelConfig.from_json(meta["facelandmarks_smt.config"])
+
+
+def cache_dir() -> Path:
+    """Where exported and quantised graphs are cached: ``$FACELANDMARKS_SMT_CACHE`` or
+    ``~/.cache/facelandmarks_smt/onnx``."""
+    env = os.environ.get("FACELANDMARKS_SMT_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facelandmarks_smt" / "onnx"
+
+
+def cached_onnx(model: SMTNet, weights_sha256: str, opset: int = OPSET, directory: str | os.PathLike | None = None) -> Path:
+    """The fp32 graph of ``model`` (loaded from weights with that sha256), exported once and cached."""
+    directory = Path(directory) if directory is not None else cache_dir()
+    path = directory / f"{weights_sha256[:32]}-{model.config.name}-fp32-opset{opset}-v{EXPORT_VERSION}.onnx"
+    if not path.is_file():
+        export_onnx(model, path, opset=opset, metadata={"facelandmarks_smt.weights_sha256": weights_sha256})
+    return path
+
+
+def _cpu_fp32_copy(model: SMTNet) -> SMTNet:
+    clone = SMTNet(model.config)
+    clone.load_state_dict({k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()})
+    return clone.eval()
