@@ -14,8 +14,7 @@ import torch
 from . import hub
 from .codec import decode_heatmaps, heatmap_to_crop
 from .config import ModelConfig, get_config
-from .geometry import (box_iou, crop_matrix, invert_affine, landmark_box, normalise_crops, normalise_unit_crops,
-                       transform_points, upright_landmark_box, warp_crop)
+from .geometry import crop_matrix, invert_affine, normalise_crops, normalise_unit_crops, transform_points, warp_crop
 from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
 from .models import SMTNet
 from .result import Face
@@ -49,12 +48,16 @@ DEFAULT_MIN_FACE_SCORE = 0.6
 
 _LAZY_LOCK = threading.Lock()
 
-#: A box the caller gave whose predicted landmarks overlap it less than this (IoU), with a mean
-#: landmark score of at least `CONFIDENT_SCORE`, gets a warning: the face the network found does
-#: not fill the box, as when an ``(x, y, w, h)`` box is read as ``(x1, y1, x2, y2)``. Landmark
-#: boxes of correct boxes overlap their landmarks by 0.9 and more, face-detector boxes by 0.5-0.7.
-MIN_BOX_LANDMARK_IOU = 0.35
+#: An ``(x, y, w, h)`` box read as ``(x1, y1, x2, y2)`` can look valid: with the face's ``w > x``
+#: and ``h > y`` it is a smaller box inside the face. A caller's box is *ambiguous* when its other
+#: reading ``(x1, y1, x1 + x2, y1 + y2)`` also fits the image, is about square, and is much larger
+#: (the box is under `XYWH_SIZE_RATIO` of it on both sides). Such a box gets a `FaceInputWarning`
+#: when the network finds a clearly more confident face in the other reading (mean landmark score
+#: at least `CONFIDENT_SCORE` and `XYWH_SCORE_MARGIN` above the box's own): measured on the
+#: sample photo, the right box scores 0.59 and its (x, y, w, h) misreadings 0.2-0.3.
+XYWH_SIZE_RATIO = 0.6
 CONFIDENT_SCORE = 0.3
+XYWH_SCORE_MARGIN = 0.1
 
 
 class Detector:
@@ -335,31 +338,38 @@ class Detector:
         pts, scores = self.predict_crops(crops, return_scores=True)
         pts_img = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
         angles = np.zeros(len(boxes)) if angles is None else angles
-        if det_scores and det_scores[0] is None:
-            _warn_if_box_misses_face(boxes, angles, pts_img, scores)
+        if det_scores and det_scores[0] is None and not angles.any():
+            self._warn_if_xywh(image, boxes, scores)
         if self._conversion is not None:  # e.g. 300w-68 -> aflw-19 (`schemes.scheme_conversion`)
             pts_img, scores = self._conversion.points(pts_img), self._conversion.scores(scores)
         return [Face(landmarks=pts_img[i], scores=scores[i], box=boxes[i].astype(np.float32),
                      detection_score=det_scores[i], angle=float(angles[i])) for i in range(len(boxes))]
+
+    def _warn_if_xywh(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> None:
+        """Warn for each caller's box that is probably an ``(x, y, w, h)`` box (see `XYWH_SIZE_RATIO`);
+        costs a network call only for ambiguous boxes."""
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = boxes.T
+        ambiguous = ((x1 + x2 <= w - 0.5) & (y1 + y2 <= h - 0.5) & (x2 - x1 < XYWH_SIZE_RATIO * x2)
+                     & (y2 - y1 < XYWH_SIZE_RATIO * y2) & (x2 / np.maximum(y2, 1e-9) > 0.6)
+                     & (x2 / np.maximum(y2, 1e-9) < 1.7))
+        idx = np.flatnonzero(ambiguous)
+        if len(idx) == 0:
+            return
+        other = np.stack([x1, y1, x1 + x2, y1 + y2], axis=1)[idx]
+        crops, _ = self._crop_checked(image, other)
+        _, other_scores = self.predict_crops(crops, return_scores=True)
+        for k, i in enumerate(idx):
+            mine, theirs = float(np.mean(scores[i])), float(np.mean(other_scores[k]))
+            if theirs >= CONFIDENT_SCORE and theirs > mine + XYWH_SCORE_MARGIN:
+                b = ", ".join(f"{v:.1f}" for v in boxes[i])
+                warnings.warn(f"box [{b}] looks like (x, y, w, h): the network finds a face there more surely "
+                              f"(score {theirs:.2f} vs {mine:.2f}) when it is read as (x, y, x + w, y + h); boxes "
+                              "are (x1, y1, x2, y2) corners: for (x, y, w, h) use (x, y, x + w, y + h)",
+                              FaceInputWarning, stacklevel=3)
 
     def __repr__(self) -> str:
         c = self.config
         return (f"Detector(config={c.name!r}, num_landmarks={c.num_landmarks}, scheme={self.scheme!r}, "
                 f"device={str(self.device)!r}, backend={self.backend!r}, precision={self.precision!r}, "
                 f"flip_test={self.flip_test})")
-
-
-def _warn_if_box_misses_face(boxes: np.ndarray, angles: np.ndarray, landmarks: np.ndarray, scores: np.ndarray) -> None:
-    """Warn (`FaceInputWarning`) for each caller's box that the confidently found landmarks do not
-    fill: the sign of an ``(x, y, w, h)`` box read as ``(x1, y1, x2, y2)``, or of a box around
-    something else. Low-confidence faces (an untrained model, no face) are not judged."""
-    for i, (box, angle) in enumerate(zip(boxes, angles)):
-        if float(np.mean(scores[i])) < CONFIDENT_SCORE:
-            continue
-        found = upright_landmark_box(landmarks[i], angle) if angle else landmark_box(landmarks[i])
-        iou = float(box_iou(box, found)[0, 0])
-        if iou < MIN_BOX_LANDMARK_IOU:
-            b = ", ".join(f"{v:.1f}" for v in box)
-            warnings.warn(f"box [{b}] overlaps the landmarks found in it only {iou:.2f} (IoU): boxes are landmark "
-                          "boxes (x1, y1, x2, y2); for (x, y, w, h) use (x, y, x + w, y + h)",
-                          FaceInputWarning, stacklevel=3)

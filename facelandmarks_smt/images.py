@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .geometry import inside_fraction
+
 
 def read_image_file(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB: the one file decoder of training and inference.
@@ -110,10 +112,7 @@ def check_boxes(boxes, image_shape: tuple[int, ...]) -> np.ndarray:
         if side < MIN_BOX_SIDE:
             raise ValueError(f"box {box} is {side:.2g} px across, too small to hold a face; boxes are in "
                              "pixels (multiply normalised 0-1 coordinates by the image width and height)")
-        # the image covers [-0.5, w - 0.5] x [-0.5, h - 0.5] in pixel-centre coordinates
-        ix = max(0.0, min(b[i, 2], w - 0.5) - max(b[i, 0], -0.5))
-        iy = max(0.0, min(b[i, 3], h - 0.5) - max(b[i, 1], -0.5))
-        inside = ix * iy / (bw[i] * bh[i])
+        inside = inside_fraction(b[i], w, h)  # the image covers [-0.5, w - 0.5] x [-0.5, h - 0.5]
         if inside == 0:
             raise ValueError(f"box {box} lies entirely outside the {w}x{h} image")
         if inside < MIN_INSIDE_FRACTION:

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 #: A group is a top-level module or a subpackage (``runtime``, ``datasets``, ...).
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"config", "fileio"}),
-    ("data types and pure maths", {"schemes", "images", "geometry", "codec", "result"}),
+    ("data types and pure maths", {"schemes", "geometry", "codec", "result"}),
+    ("image input", {"images"}),
     ("models, readers, face boxes, drawing, registry", {"models", "datasets", "face_detection", "drawing", "hub"}),
     ("weights files", {"weights_io"}),
     ("runtime and video", {"runtime", "video"}),

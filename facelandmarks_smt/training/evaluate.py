@@ -3,7 +3,8 @@
 ``evaluate_predictions`` scores arrays you already have; ``evaluate_detector`` runs any object with
 the library's ``detect(image, boxes) -> [Face]`` API over a dataset first.  Both write
 ``report.json`` (metrics, per-face errors, which boxes and normalisation were used) and ``ced.png``
-so that runs stay comparable with each other and with the paper's tables.
+(when matplotlib is installed; evaluation itself needs only the plain install) so that runs stay
+comparable with each other and with the paper's tables.
 
 ``DlibBaseline`` wraps dlib's 68-point shape predictor behind the same API, as an optional
 reference point (it needs ``pip install dlib-bin face-recognition-models``).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
@@ -114,9 +116,17 @@ def plot_ced(
 
 
 def _write(report: dict, out_dir, curves: Mapping[str, Any], threshold: float) -> None:
+    """``report.json`` always; ``ced.png`` when matplotlib is installed (the ``[training]`` extra),
+    else one line on stderr says it was skipped: evaluation works on the plain install."""
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(_json_safe(report), f, indent=2, allow_nan=False)
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        print("note: ced.png skipped: matplotlib is not installed (pip install 'facelandmarks_smt[training]'); "
+              f"the numbers are in {os.path.join(out_dir, 'report.json')}", file=sys.stderr)
+        return
     plot_ced(curves, os.path.join(out_dir, "ced.png"), threshold, report.get("title"))
 
 
