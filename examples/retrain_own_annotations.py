@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 
     from facelandmarks_smt import Detector, hub
     from facelandmarks_smt.training.config import load_train_config
-    from facelandmarks_smt.training.datasets import load_datasets, split_dataset
+    from facelandmarks_smt.datasets import load_datasets, split_dataset
     from facelandmarks_smt.training.trainer import Trainer
     from facelandmarks_smt.weights_io import load_weights
 

@@ -6,7 +6,7 @@
 
 `FaceTracker` carries each face's box from the previous frame's landmarks, so the face detector
 runs only on the first frame, every ``--redetect-every`` frames and when a track is lost. The
-landmarks are smoothed with a One Euro filter (`facelandmarks_smt.one_euro`): ``--min-cutoff``
+landmarks are smoothed with a One Euro filter (`facelandmarks_smt.video.one_euro`): ``--min-cutoff``
 (Hz) sets how still a still face stays, ``--beta`` how quickly the filter follows fast motion.
 The script prints the frame-to-frame movement of the raw and the smoothed landmarks.
 The command-line tool does the same: ``facelandmarks-smt detect clip.mp4 --out results/``.
@@ -24,7 +24,7 @@ import numpy as np
 
 from facelandmarks_smt import Detector
 from facelandmarks_smt.drawing import draw_landmarks
-from facelandmarks_smt.tracking import FaceTracker, SmoothingParams
+from facelandmarks_smt.video import FaceTracker, SmoothingParams
 
 SAMPLE = Path(__file__).resolve().parent / "astronaut.jpg"
 

@@ -67,7 +67,7 @@ class Detector:
     >>> faces = det.detect("photo.jpg")                             # bundled face detector finds faces
     >>> faces = det.detect(image_rgb, boxes=[[x1, y1, x2, y2]])     # or give landmark boxes
 
-    Speed options (the network call is the only thing they change; see `backends`):
+    Speed options (the network call is the only thing they change; see `runtime.backends`):
     ``backend`` ``"torch"`` or ``"onnxruntime"`` (CPU; the graph is exported once and cached by
     the weights' sha256); ``precision`` ``"fp32"``, ``"bf16"`` (torch, CPUs with native bf16) or
     ``"int8"`` (onnxruntime, statically quantised on ``calibration`` folders of annotated
@@ -230,7 +230,7 @@ class Detector:
         """Landmarks of already-cropped faces, ``(N, L, 2)`` float32 numpy in crop pixels.
 
         ``crops``: numpy uint8 NHWC RGB, or torch NCHW (float RGB in [0, 1], or uint8), each
-        ``input_size`` square and cropped with `preprocess.crop_matrix` conventions.
+        ``input_size`` square and cropped with `geometry.crop_matrix` conventions.
         With ``return_scores`` also returns per-landmark confidences ``(N, L)``.
         Faces run through the network ``batch_size`` at a time (half that with ``flip_test``).
         """

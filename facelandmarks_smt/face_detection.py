@@ -71,7 +71,7 @@ class FaceBoxes(NamedTuple):
     float32, higher is more confident (YuNet: in [0, 1]). ``keypoints``: ``(N, 5, 2)`` float32
     (right eye, left eye, nose tip, right and left mouth corner, the subject's right on the
     image's left) or None. ``angles``: ``(N,)`` float32 degrees to rotate each crop by to make the
-    face upright (``preprocess.crop_matrix``'s ``angle``), or None for upright crops.
+    face upright (``geometry.crop_matrix``'s ``angle``), or None for upright crops.
     """
 
     boxes: np.ndarray

@@ -2,7 +2,7 @@
 
 The exported graph takes normalised NCHW float32 crops ``input`` ``(N, 3, S, S)`` (dynamic N) and
 returns the last stack's ``heatmaps`` ``(N, L, S/4, S/4)`` and ``residuals`` ``(N, L, 2)``, exactly
-what `decode.decode_heatmaps` consumes, so pre- and post-processing stay one shared code path.
+what `codec.decode_heatmaps` consumes, so pre- and post-processing stay one shared code path.
 The model config travels in the ONNX metadata (``facelandmarks_smt.config``).
 
 Graphs are exported with torch's TorchScript exporter (``dynamo=False``), which needs no extra

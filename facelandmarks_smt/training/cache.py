@@ -190,7 +190,7 @@ class FaceCache:
             path: if given, the arrays are written straight into ``.npy`` files in this
                 directory (memmapped, so datasets larger than RAM work) and the result is
                 `load`-ed from there.
-            antialias: box-filter large faces before the warp (see `facelandmarks_smt.preprocess.warp_crop`).
+            antialias: box-filter large faces before the warp (see `facelandmarks_smt.geometry.warp_crop`).
         """
         if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 1.0):
             raise ValueError(f"margin must be a finite number >= 1, got {margin!r}")
@@ -324,7 +324,7 @@ class AugmentedBatches:
     """Deterministic stream of augmented training (or plain validation) batches from a cache.
 
     Each batch is a dict:
-        ``crops``: ``(B, S, S, 3)`` uint8 RGB (feed to `preprocess.normalise_crops`);
+        ``crops``: ``(B, S, S, 3)`` uint8 RGB (feed to `geometry.normalise_crops`);
         ``landmarks``: ``(B, L, 2)`` float32 crop pixels (flip-permuted);
         ``indices``: ``(B,)`` int64 cache indices (= dataset indices);
         ``matrices``: ``(B, 2, 3)`` float64 original-image -> crop affines (before permutation);
