@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--extra-val-data", nargs="+", default=[],
                    help="more validation-only data (e.g. synthesized poses, degraded copies of the validation "
                         "faces), added after the split; each source is also scored alone in log.jsonl")
-    t.add_argument("--config", default="paper",
-                   help="preset (paper, small, tiny) or a YAML/TOML/JSON file (may name a preset in 'base')")
+    t.add_argument("--config", default=None,
+                   help="preset (paper, small, tiny, finetune) or a YAML/TOML/JSON file (may name a preset in "
+                        "'base'); default: finetune with --init (model settings from the init weights), else paper")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config fields, JSON values, e.g. lr=0.001 sigmas=[3,2] model.width=64")
     t.add_argument("--out", required=True, help="output folder: best.safetensors, last.pt, log.jsonl, ...")
@@ -248,7 +249,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = load_train_config(args.config, _overrides(args.set))
+    overrides = _overrides(args.set)
+    config_name = args.config or ("finetune" if args.init else "paper")
+    cfg = load_train_config(config_name, overrides)
+    if args.init and config_name == "finetune" and not any(k == "model" or k.startswith("model.") for k in overrides):
+        # fine-tuning keeps the network it starts from: widths, crop factor, scheme
+        import dataclasses
+
+        _, init_config, _ = _load_float(args.init)
+        cfg = dataclasses.replace(cfg, model=init_config)
     init_state = None
     if args.init:
         if args.resume:
