@@ -176,3 +176,5 @@ def test_synthesize_folder_writes_readable_views_and_resumes(tmp_path, face):
     assert rec["residual"] < 0.03 and len(rec["views"]) == 2
     c2 = synthesis.synthesize_folder([str(src)], out, views=2, eos_model_dir=MODEL_DIR, progress=False)
     assert c2["written"] == 0 and c2["skipped_done"] == 1
+    with pytest.raises(ValueError, match="other settings"):
+        synthesis.synthesize_folder([str(src)], out, views=2, max_yaw=60.0, eos_model_dir=MODEL_DIR, progress=False)

@@ -481,6 +481,16 @@ def synthesize_folder(data: Sequence[str], out_dir: str | os.PathLike, *, views:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    settings = {"views": int(views), "max_yaw": float(max_yaw), "min_yaw": float(min_yaw),
+                "max_pitch": float(max_pitch), "seed": int(seed), "max_residual": float(max_residual)}
+    cfg_path = out / "synthesis_config.json"
+    if cfg_path.is_file():
+        old = json.loads(cfg_path.read_text())
+        if old != settings:
+            raise ValueError(f"{out} was synthesized with {old}; resuming with other settings {settings} would "
+                             "mix two recipes under the same names: use another --out")
+    else:
+        cfg_path.write_text(json.dumps(settings, indent=1))
     ds = load_datasets(list(data))
     keep = None if only is None else set(only)
     synth = PoseSynthesizer(eos_model_dir)
