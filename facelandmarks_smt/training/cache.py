@@ -40,13 +40,12 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..fileio import atomic_write
-from ..geometry import crop_matrix, transform_points, warp_crop
+from ..geometry import crop_matrix, landmark_box, transform_points, warp_crop
 from ..runtime.device import cv2_threads
 from .augment import (
     AugmentConfig,
     as_flip_permutation,
     augment_sample,
-    finite_landmark_box,
     sample_augmentation,
 )
 
@@ -154,7 +153,7 @@ class FaceCache:
         pts = np.asarray(landmarks, dtype=np.float32)
         if pts.ndim != 2 or pts.shape[1] != 2:
             raise ValueError(f"dataset landmarks must have shape (L, 2), got {pts.shape}")
-        box = finite_landmark_box(pts)
+        box = landmark_box(pts)
         m = crop_matrix(box, region_factor, cache_size)
         img_c = warp_crop(image, m, cache_size, antialias=antialias)
         pts_c = transform_points(pts, m).astype(np.float32)

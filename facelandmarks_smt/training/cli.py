@@ -51,9 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--extra-data", nargs="+", default=[],
                    help="more training-only data, added after the validation split is taken from --data "
                         "(so adding a source never changes which faces validate)")
-    t.add_argument("--config", default="paper",
+    t.add_argument("--extra-val-data", nargs="+", default=[],
+                   help="more validation-only data (e.g. synthesized poses, degraded copies of the validation "
+                        "faces), added after the split; each source is also scored alone in log.jsonl")
+    t.add_argument("--config", default=None,
                    help="preset: paper (the paper's network and 240-epoch schedule, for GPUs), small (the shipped "
-                        "recipe, crop 1.2), tiny; or a YAML/TOML/JSON file (may name a preset in 'base')")
+                        "recipe, crop 1.2), tiny, finetune (gentle fine-tuning of trained weights); or a "
+                        "YAML/TOML/JSON file (may name a preset in 'base'). Default: finetune with --init (model "
+                        "settings from the init weights), else paper")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config fields, JSON values, e.g. lr=0.001 sigmas=[3,2] model.width=64")
     t.add_argument("--out", required=True, help="output folder: best.safetensors, last.pt, log.jsonl, ...")
@@ -96,7 +101,79 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--half", action="store_true", help="store floating tensors as fp16 (half the size)")
     x.add_argument("--name", default=None, help="model name stored in the config")
     x.add_argument("--licence", default=None, help="training-data licence stored in the config")
+    y = sub.add_parser("synthesize-poses", help="turn faces to large head poses with a 3D face model (eos)",
+                       formatter_class=HelpFormatter)
+    y.add_argument("--data", nargs="+", required=True, help="68-point data (formats as for train)")
+    y.add_argument("--out", required=True, help="folder for the synthesized .jpg + .pts and synthesis.jsonl")
+    y.add_argument("--views", type=int, default=3, help="turned copies per face")
+    y.add_argument("--max-yaw", type=float, default=90.0, help="largest |yaw| of a turned face, degrees")
+    y.add_argument("--min-yaw", type=float, default=20.0, help="smallest |yaw| of a turned face, degrees")
+    y.add_argument("--max-pitch", type=float, default=15.0, help="pitch turn drawn in [-max, max], degrees")
+    y.add_argument("--max-residual", type=float, default=0.03,
+                   help="skip faces whose 3D fit misses the labels by more than this fraction of the face box")
+    y.add_argument("--seed", type=int, default=0, help="seed of the pose draws (per face, order-independent)")
+    y.add_argument("--only", metavar="JSON[:KEY]",
+                   help="only the faces named in this list, e.g. a run's data_lists.json:train (its training split)")
+    y.add_argument("--eos-model", default=None,
+                   help="folder with eos's Surrey Face Model files (default: $FACELANDMARKS_SMT_EOS_MODEL)")
+    y.add_argument("--shard", default="0/1", metavar="K/N", help="this process takes faces K, K+N, ... (parallel runs)")
+    y.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    g = sub.add_parser("degrade", help="write degraded copies of faces (blur, low resolution, noise, dark, "
+                                       "occlusion, ...) for a validation set scored per kind",
+                       formatter_class=HelpFormatter)
+    g.add_argument("--data", nargs="+", required=True, help="annotated faces (formats as for train)")
+    g.add_argument("--out", required=True, help="folder for the degraded .jpg + .pts (names end in _KIND)")
+    g.add_argument("--kinds", default=None, help="comma-separated subset of: blur, motion, lowres, noise, jpeg, dark, "
+                                                 "occlusion (default: all)")
+    g.add_argument("--per-face", type=int, default=None, help="draw this many kinds per face (default: every kind)")
+    g.add_argument("--only", metavar="JSON[:KEY]", help="only the faces named in this list (as synthesize-poses)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     return p
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    from .degrade import KINDS, degrade_folder
+
+    kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else KINDS
+    if args.per_face is not None and not 1 <= args.per_face <= len(kinds):
+        raise ValueError(f"--per-face must be in 1..{len(kinds)}")
+    counts = degrade_folder(args.data, args.out, kinds, per_face=args.per_face, seed=args.seed,
+                            only=_name_list(args.only) if args.only else None, progress=not args.no_progress)
+    print(json.dumps(counts, indent=2))
+    return 0
+
+
+def _name_list(spec: str) -> list[str]:
+    """Names from ``FILE.json`` (a list) or ``FILE.json:KEY`` (a list under KEY)."""
+    from pathlib import Path
+
+    path, _, key = spec.partition(":") if not Path(spec).is_file() else (spec, "", "")
+    d = json.loads(Path(path).read_text())
+    d = d[key] if key else d
+    if not isinstance(d, list) or not all(isinstance(n, str) for n in d):
+        raise ValueError(f"--only {spec}: expected a list of face names")
+    return d
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from .synthesis import synthesize_folder
+
+    k, _, n = args.shard.partition("/")
+    try:
+        shard = (int(k), int(n))
+    except ValueError:
+        raise ValueError(f"--shard must look like K/N, got {args.shard!r}") from None
+    if not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"--shard K/N needs 0 <= K < N, got {args.shard!r}")
+    if args.views < 1 or not 0 <= args.min_yaw <= args.max_yaw <= 180:
+        raise ValueError("--views must be >= 1 and 0 <= --min-yaw <= --max-yaw <= 180")
+    counts = synthesize_folder(args.data, args.out, views=args.views, max_yaw=args.max_yaw, min_yaw=args.min_yaw,
+                               max_pitch=args.max_pitch, seed=args.seed, max_residual=args.max_residual,
+                               eos_model_dir=args.eos_model, only=_name_list(args.only) if args.only else None,
+                               progress=not args.no_progress, shard=shard)
+    print(json.dumps(counts, indent=2))
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -168,14 +245,22 @@ def _teacher(name_or_path: str):
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from ..datasets import load_datasets, split_dataset
+    from ..datasets import LandmarkDataset, load_datasets, split_dataset
     from .config import load_train_config
     from .trainer import Trainer
 
     t_start = time.monotonic()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = load_train_config(args.config, _overrides(args.set))
+    overrides = _overrides(args.set)
+    config_name = args.config or ("finetune" if args.init else "paper")
+    cfg = load_train_config(config_name, overrides)
+    if args.init and config_name == "finetune" and not any(k == "model" or k.startswith("model.") for k in overrides):
+        # fine-tuning keeps the network it starts from: widths, crop factor, scheme
+        import dataclasses
+
+        _, init_config, _ = _load_float(args.init)
+        cfg = dataclasses.replace(cfg, model=init_config)
     init_state = None
     if args.init:
         if args.resume:
@@ -193,9 +278,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         train, val = split_dataset(data, cfg.val_fraction, seed=cfg.seed)
     if args.extra_data:
         train = train + load_datasets(args.extra_data)
+    val_parts = None
+    if args.extra_val_data:
+        from pathlib import Path
+
+        val_parts = {"real": (0, len(val))}
+        parts = [val]
+        for src in args.extra_val_data:
+            extra = load_datasets([src])
+            start = sum(len(p) for p in parts)
+            key = Path(src).name or str(src)
+            while key in val_parts:
+                key += "_"
+            val_parts[key] = (start, start + len(extra))
+            parts.append(extra)
+        val = LandmarkDataset.concat(parts)
     names = {"train": [m["name"] for m in train.metas], "val": [m["name"] for m in val.metas],
              "train_sources": list(args.data) + list(args.extra_data),
-             "val_sources": list(args.val_data or ["split of --data"])}
+             "val_sources": list(args.val_data or ["split of --data"]) + list(args.extra_val_data)}
+    if val_parts:
+        names["val_parts"] = {k: list(v) for k, v in val_parts.items()}
     train_cache, val_cache = train, val
     if args.cache:
         from pathlib import Path
@@ -219,7 +321,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         names["teacher"] = teacher_id
     trainer = Trainer(cfg, train_cache, val_cache, args.out, device=args.device, data_lists=names,
                       progress=not args.no_progress, init_weights=init_state,
-                      teacher=teacher, teacher_id=teacher_id)
+                      teacher=teacher, teacher_id=teacher_id, val_parts=val_parts)
     max_minutes = args.max_minutes
     if max_minutes is not None and not args.resume:  # data loading and caching count against the budget
         max_minutes = max(0.0, max_minutes - (time.monotonic() - t_start) / 60)
@@ -272,8 +374,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "synthesize-poses":
+            return cmd_synthesize(args)
+        if args.command == "degrade":
+            return cmd_degrade(args)
         return cmd_evaluate(args)
-    except (ValueError, FileNotFoundError, TypeError) as e:  # bad data or arguments: one clear line
+    except (ValueError, FileNotFoundError, TypeError, ImportError) as e:  # bad data or arguments: one clear line
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -153,12 +153,26 @@ def small_config() -> TrainConfig:
                        weight_decay=0.0, ema_decay=0.998)
 
 
+def finetune_config() -> TrainConfig:
+    """Fine-tuning trained weights on new annotations without destroying the start (issue #17, measured
+    in docs/training.md): the final kernel radius (sigma 2) from the first step, a low learning rate
+    (2e-4, x0.2 after 70 % of the epochs or of a --max-minutes budget) reached by a short warm-up,
+    EMA of the weights, the small recipe's augmentation. With ``train --init`` and no ``--config``
+    this is the default, and the model settings (widths, crop factor) come from the init weights."""
+    import dataclasses
+
+    base = small_config()
+    return dataclasses.replace(base, lr=2e-4, sigma_mode="fixed", sigmas=(2.0,), epochs=20, stage_epochs=(20,),
+                               lr_milestones=(14,), lr_milestone_fractions=(0.7,), lr_gamma=0.2,
+                               warmup_steps=50, ema_decay=0.998)
+
+
 def tiny_config() -> TrainConfig:
     return TrainConfig(model=get_config("tiny"), lr=1e-3, epochs=20, stage_epochs=(10, 6, 4),
                        lr_milestones=(15,), grad_clip=5.0, batch_size=8)
 
 
-PRESETS = {"paper": paper_config, "small": small_config, "tiny": tiny_config}
+PRESETS = {"paper": paper_config, "small": small_config, "tiny": tiny_config, "finetune": finetune_config}
 
 
 def load_train_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> TrainConfig:

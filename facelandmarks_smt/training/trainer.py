@@ -168,8 +168,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, train_data, val_data, out_dir: str | os.PathLike, device: str = "auto",
                  data_lists: dict[str, list[str]] | None = None, progress: bool = True,
                  init_weights: dict[str, torch.Tensor] | None = None, teacher: torch.nn.Module | None = None,
-                 teacher_id: str | None = None) -> None:
+                 teacher_id: str | None = None, val_parts: dict[str, tuple[int, int]] | None = None) -> None:
         self.cfg = cfg
+        # named index ranges of the validation set, each also scored alone (e.g. real faces,
+        # synthesized large poses, degraded copies); selection uses all faces together
+        self.val_parts = dict(val_parts or {})
         self.dist = DistributedContext()
         dev = resolve_device(device)
         if self.dist.enabled and dev.type == "cuda":
@@ -355,8 +358,14 @@ class Trainer:
         gt_safe = np.where(np.isfinite(gt), gt, 0.0)
         e = normalised_errors(pred, gt_safe, **kw)
         e0 = normalised_errors(pred0, gt_safe, **kw)
-        return {"val_nme": float(np.mean(e) * 100), "val_nme_argmax": float(np.mean(e0) * 100),
-                "val_fr8": float(np.mean(e > 0.08) * 100), "val_faces": int(len(e)), "val_norm": kw["norm"]}
+        out = {"val_nme": float(np.mean(e) * 100), "val_nme_argmax": float(np.mean(e0) * 100),
+               "val_fr8": float(np.mean(e > 0.08) * 100), "val_faces": int(len(e)), "val_norm": kw["norm"]}
+        for name, (lo, hi) in self.val_parts.items():
+            part = e[lo:hi]
+            if part.size:
+                out[f"val_nme_{name}"] = float(np.mean(part) * 100)
+                out[f"val_fr8_{name}"] = float(np.mean(part > 0.08) * 100)
+        return out
 
     # -- checkpoints ----------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -471,8 +480,10 @@ class Trainer:
             self.save_best({**metrics, "epoch": rec["epoch_float"], "step": st["step"], "stage": st["stage"]})
         self._log(rec)
         if self.progress:
+            parts = "".join(f", {k[8:]} {v:.3f}%" for k, v in metrics.items()
+                            if k.startswith("val_nme_") and k != "val_nme_argmax")
             tqdm.write(f"epoch {rec['epoch_float']:.2f} stage {st['stage']} sigma {rec['sigmas'][0]:g}: "
-                       f"val NME {metrics['val_nme']:.3f}% (argmax {metrics['val_nme_argmax']:.3f}%)"
+                       f"val NME {metrics['val_nme']:.3f}% (argmax {metrics['val_nme_argmax']:.3f}%){parts}"
                        f"{' *best*' if improved else ''}")
         p = self.cfg.plateau_patience
         return bool(p and st["stage_bad_epochs"] >= p)
