@@ -60,3 +60,47 @@ def test_heatmap_crop_pixel_centres():
     x = torch.rand(2, 5, 2) * 64
     assert torch.allclose(crop_to_heatmap(heatmap_to_crop(x, 4), 4), x, atol=1e-5)
     np.testing.assert_allclose(crop_to_heatmap(np.array([-0.5, 255.5]), 4), [-0.5, 63.5])
+
+
+def _pooled_confidence(heatmaps, peaks, window=5):
+    """The earlier formula: softmax mass pooled over whole heatmaps, read at the peaks."""
+    import torch.nn.functional as F
+
+    b, l, h, w = heatmaps.shape
+    prob = torch.softmax(heatmaps.float().flatten(2), dim=-1).view(b * l, 1, h, w)
+    mass = F.avg_pool2d(prob, window, stride=1, padding=window // 2, count_include_pad=True) * window ** 2
+    idx = (peaks[..., 1].long() * w + peaks[..., 0].long()).unsqueeze(-1)
+    return mass.view(b, l, h * w).gather(-1, idx).squeeze(-1).clamp_(0.0, 1.0)
+
+
+@pytest.mark.parametrize("window", [1, 3, 5, 7])
+def test_confidence_around_the_peak_matches_the_pooled_formula(window):
+    from facelandmarks_smt.codec import heatmap_confidence
+
+    g = torch.Generator().manual_seed(window)
+    for scale, shape in [(1.0, (3, 68, 64, 64)), (8.0, (2, 19, 32, 40)), (0.01, (1, 5, 7, 6))]:
+        hm = torch.randn(*shape, generator=g) * scale
+        # peaks everywhere, the borders and corners included (the window then hangs outside the map)
+        b, l, h, w = shape
+        hm[0, 0, 0, 0] += 50 * scale
+        hm[0, 1, h - 1, w - 1] += 50 * scale
+        hm[0, 2, 0, w - 2] += 50 * scale
+        peaks = heatmap_argmax(hm)
+        got = heatmap_confidence(hm, peaks, window)
+        assert got.shape == (b, l)
+        torch.testing.assert_close(got, _pooled_confidence(hm, peaks, window), atol=1e-5, rtol=0)
+        # any given points, not only argmaxes
+        pts = torch.stack([torch.randint(0, w, (b, l), generator=g), torch.randint(0, h, (b, l), generator=g)], -1)
+        torch.testing.assert_close(heatmap_confidence(hm, pts.float(), window), _pooled_confidence(hm, pts, window),
+                                   atol=1e-5, rtol=0)
+    bf16 = torch.randn(2, 6, 16, 16, generator=g).to(torch.bfloat16)
+    torch.testing.assert_close(heatmap_confidence(bf16, heatmap_argmax(bf16), window),
+                               _pooled_confidence(bf16, heatmap_argmax(bf16), window), atol=1e-5, rtol=0)
+
+
+def test_confidence_window_must_be_odd():
+    from facelandmarks_smt.codec import heatmap_confidence
+
+    hm = torch.randn(1, 2, 8, 8)
+    with pytest.raises(ValueError, match="odd"):
+        heatmap_confidence(hm, heatmap_argmax(hm), 4)
