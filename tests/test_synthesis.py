@@ -176,5 +176,12 @@ def test_synthesize_folder_writes_readable_views_and_resumes(tmp_path, face):
     assert rec["residual"] < 0.03 and len(rec["views"]) == 2
     c2 = synthesis.synthesize_folder([str(src)], out, views=2, eos_model_dir=MODEL_DIR, progress=False)
     assert c2["written"] == 0 and c2["skipped_done"] == 1
+    # a face rejected for its fit is remembered, not refitted and logged again
+    strict = tmp_path / "strict"
+    for _ in range(2):
+        c3 = synthesis.synthesize_folder([str(src)], strict, views=2, max_residual=1e-9, eos_model_dir=MODEL_DIR,
+                                         progress=False)
+        assert c3["skipped_fit"] == 1 and c3["written"] == 0
+    assert len((strict / "synthesis.jsonl").read_text().splitlines()) == 1
     with pytest.raises(ValueError, match="other settings"):
         synthesis.synthesize_folder([str(src)], out, views=2, max_yaw=60.0, eos_model_dir=MODEL_DIR, progress=False)

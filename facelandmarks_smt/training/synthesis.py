@@ -494,8 +494,11 @@ def synthesize_folder(data: Sequence[str], out_dir: str | os.PathLike, *, views:
     ds = load_datasets(list(data))
     keep = None if only is None else set(only)
     synth = PoseSynthesizer(eos_model_dir)
-    log_path = out / (f"synthesis.jsonl" if shard == (0, 1) else f"synthesis.{shard[0]}of{shard[1]}.jsonl")
+    log_path = out / ("synthesis.jsonl" if shard == (0, 1) else f"synthesis.{shard[0]}of{shard[1]}.jsonl")
     counts = {"faces": 0, "written": 0, "skipped_fit": 0, "skipped_done": 0, "not_68": 0}
+    # faces an earlier call already rejected for their fit are not fitted (nor logged) again
+    rejected = {r.get("name") for f in out.glob("synthesis*.jsonl") for r in map(json.loads, f.read_text().splitlines())
+                if r.get("skipped")}
     items = [i for i in range(len(ds)) if i % shard[1] == shard[0]]
     with open(log_path, "a") as log:
         for i in tqdm(items, desc="synthesize", disable=not progress):
@@ -509,6 +512,9 @@ def synthesize_folder(data: Sequence[str], out_dir: str | os.PathLike, *, views:
             names = [out / f"{stem}_v{k}" for k in range(views)]
             if all(n.with_suffix(".pts").is_file() for n in names):
                 counts["skipped_done"] += 1
+                continue
+            if name in rejected:
+                counts["skipped_fit"] += 1
                 continue
             if pts.shape != (68, 2) or not np.isfinite(pts).all():
                 counts["not_68"] += 1
@@ -524,14 +530,14 @@ def synthesize_folder(data: Sequence[str], out_dir: str | os.PathLike, *, views:
                 log.write(json.dumps(rec) + "\n")
                 continue
             rec["views"] = []
-            for name, (yaw, pitch) in zip(names, draw_views(rng, fit.yaw_pitch_roll[0], views, max_yaw,
+            for view, (yaw, pitch) in zip(names, draw_views(rng, fit.yaw_pitch_roll[0], views, max_yaw,
                                                            min_yaw, max_pitch)):
                 img2, pts2 = synth.render(image, pts, fit, yaw, pitch)
-                tmp = name.with_name(name.name + ".tmp.jpg")
+                tmp = view.with_name(view.name + ".tmp.jpg")
                 cv2.imwrite(str(tmp), img2[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-                os.replace(tmp, name.with_suffix(".jpg"))
-                write_pts(name.with_suffix(".pts"), pts2)  # written last: marks the view done
-                rec["views"].append({"file": name.with_suffix(".jpg").name, "yaw": round(yaw, 2),
+                os.replace(tmp, view.with_suffix(".jpg"))
+                write_pts(view.with_suffix(".pts"), pts2)  # written last: marks the view done
+                rec["views"].append({"file": view.with_suffix(".jpg").name, "yaw": round(yaw, 2),
                                      "pitch": round(pitch, 2)})
                 counts["written"] += 1
             log.write(json.dumps(rec) + "\n")
