@@ -11,9 +11,11 @@ inference decodes with it and the coordinate loss takes its residual targets fro
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 CONFIDENCE_WINDOW = 5
+_NUMPY_ARGMAX_DTYPES = (torch.float32, torch.float64, torch.float16)
 
 
 def gaussian_heatmaps(
@@ -64,7 +66,13 @@ def heatmap_argmax(heatmaps: torch.Tensor, dtype: torch.dtype = torch.float32) -
     if heatmaps.ndim != 4:
         raise ValueError(f"heatmaps must be (B, L, H, W), got shape {tuple(heatmaps.shape)}")
     w = heatmaps.shape[-1]
-    idx = heatmaps.detach().flatten(2).argmax(dim=-1)
+    flat = heatmaps.detach().flatten(2)
+    if flat.device.type == "cpu" and flat.dtype in _NUMPY_ARGMAX_DTYPES and flat.numel():
+        # numpy's argmax is vectorised where torch's (over the last dim, on CPU) is not: 0.02 vs 0.3 ms for
+        # 68 maps of 64x64; both take the first maximum and treat NaN as the maximum (tests/test_decode.py)
+        idx = torch.from_numpy(np.ascontiguousarray(flat.numpy()).argmax(axis=-1))
+    else:
+        idx = flat.argmax(dim=-1)
     return torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1).to(dtype)
 
 
@@ -99,6 +107,7 @@ def decode_heatmaps(heatmaps: torch.Tensor, residuals: torch.Tensor | None, thet
 
     ``t = argmax + clamp(residual, -theta, theta)``; ``residuals=None`` decodes the argmax alone.
     """
+    heatmaps = heatmaps.contiguous()  # torch's convolutions may return channels_last strides: one copy, not one per pass
     peaks = heatmap_argmax(heatmaps)
     coords = peaks
     if residuals is not None:

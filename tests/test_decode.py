@@ -104,3 +104,47 @@ def test_confidence_window_must_be_odd():
     hm = torch.randn(1, 2, 8, 8)
     with pytest.raises(ValueError, match="odd"):
         heatmap_confidence(hm, heatmap_argmax(hm), 4)
+
+
+def test_argmax_matches_torch_including_ties_and_nan():
+    from facelandmarks_smt.codec import heatmap_argmax
+
+    g = torch.Generator().manual_seed(3)
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        hm = torch.randn(2, 7, 9, 11, generator=g).to(dtype)
+        hm[0, 0] = 0.0  # all tied: the first pixel
+        hm[0, 1, 2, 3] = hm[0, 1, 5, 1] = 100.0  # two maxima: the first in row-major order
+        hm[0, 2, 4, 4] = float("nan")  # NaN counts as the maximum in torch
+        hm[1, 3, :, :] = float("-inf")
+        w = hm.shape[-1]
+        ref = hm.flatten(2).argmax(-1)
+        expected = torch.stack([ref % w, ref // w], -1).float()
+        got = heatmap_argmax(hm)
+        assert got.dtype == torch.float32 and torch.equal(got, expected), dtype
+        assert torch.equal(heatmap_argmax(hm[:, :, 1:, 1:]),  # a non-contiguous view
+                           heatmap_argmax(hm[:, :, 1:, 1:].contiguous()))
+    assert heatmap_argmax(torch.zeros(0, 68, 4, 4)).shape == (0, 68, 2)
+    with torch.inference_mode():
+        hm = torch.randn(1, 3, 5, 5, generator=g)
+        assert torch.equal(heatmap_argmax(hm), heatmap_argmax(hm.clone()))
+    req = torch.randn(1, 3, 5, 5, generator=g, requires_grad=True)
+    assert not heatmap_argmax(req).requires_grad
+
+
+def test_decode_of_channels_last_heatmaps_matches_the_earlier_decoding():
+    """torch's convolutions can return channels_last heatmaps: the decoding is the same as that of the
+    contiguous maps, and as the earlier one (torch argmax, pooled confidence)."""
+    from facelandmarks_smt.codec import decode_heatmaps
+
+    g = torch.Generator().manual_seed(7)
+    hm = torch.randn(2, 68, 64, 64, generator=g) * 3
+    res = torch.randn(2, 68, 2, generator=g)
+    cl = hm.contiguous(memory_format=torch.channels_last)
+    assert not cl.is_contiguous()
+    c1, s1 = decode_heatmaps(cl, res, 0.8)
+    c2, s2 = decode_heatmaps(hm, res, 0.8)
+    assert torch.equal(c1, c2) and torch.equal(s1, s2)
+    idx = hm.flatten(2).argmax(-1)
+    peaks = torch.stack([idx % 64, idx // 64], -1).float()
+    assert torch.equal(c1, peaks + res.clamp(-0.8, 0.8))
+    torch.testing.assert_close(s1, _pooled_confidence(hm, peaks), atol=1e-5, rtol=0)
