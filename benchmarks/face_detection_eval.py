@@ -98,8 +98,9 @@ def main(argv=None) -> int:
         common = common.subset(range(args.limit))
     if args.every > 1:
         common = common.subset(range(0, len(common), args.every))
-    upright = Detector(args.weights, device="cpu", correct_rotation=True)
-    axis = Detector(upright.model, device="cpu", correct_rotation=False)
+    fp32 = {"backend": "torch", "precision": "fp32"}  # not "auto": the same numbers on any CPU
+    upright = Detector(args.weights, device="cpu", correct_rotation=True, **fp32)
+    axis = Detector(upright.model, device="cpu", correct_rotation=False, **fp32)
     axis.metadata = upright.metadata
     results = {
         "what": "SMT-Net small (shipped fp16 weights), 300-W common set (HELEN test + LFPW test), "

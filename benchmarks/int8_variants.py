@@ -45,7 +45,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     path, _ = hub.resolve(args.weights)
-    det = Detector(path, device="cpu", threads=args.threads)
+    det = Detector(path, device="cpu", backend="torch", precision="fp32", threads=args.threads)  # the fp32 reference
     cfg = det.config
     root = Path(args.data) / "300w" if (Path(args.data) / "300w").is_dir() else Path(args.data)
     folders = [root / "afw", root / "helen" / "trainset", root / "lfpw" / "trainset"]  # the trainer's order

@@ -76,7 +76,8 @@ def main() -> int:
 
     results = {"machine": os.uname().machine, "flip_test": a.flip_test, "models": {}}
     for w in a.weights:
-        det = Detector.from_pretrained(w, flip_test=a.flip_test)
+        # torch fp32, not "auto": the same numbers on any CPU
+        det = Detector.from_pretrained(w, flip_test=a.flip_test, backend="torch", precision="fp32")
         r: dict = {}
         t = time.monotonic()
         for name, ds in parts.items():

@@ -18,7 +18,7 @@ from .geometry import crop_matrix, invert_affine, normalise_crops, normalise_uni
 from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
 from .models import SMTNet
 from .result import Face
-from .runtime.backends import check_backend, make_runner
+from .runtime.backends import AUTO, make_runner, resolve_path
 from .runtime.device import resolve_device
 from .schemes import get_scheme, mirror_points, scheme_conversion
 from .weights_io import load_model, sha256_file
@@ -68,10 +68,14 @@ class Detector:
     >>> faces = det.detect(image_rgb, boxes=[[x1, y1, x2, y2]])     # or give landmark boxes
 
     Speed options (the network call is the only thing they change; see `runtime.backends`):
-    ``backend`` ``"torch"`` or ``"onnxruntime"`` (CPU; the graph is exported once and cached by
-    the weights' sha256); ``precision`` ``"fp32"``, ``"bf16"`` (torch, CPUs with native bf16) or
+    ``backend`` ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"`` (CPU; the graph is exported
+    once and cached by the weights' sha256); ``precision`` ``"auto"`` (default), ``"fp32"``,
+    ``"bf16"`` (torch, CPUs with native bf16; elsewhere it warns once, being ~5x slower) or
     ``"int8"`` (onnxruntime, statically quantised on ``calibration`` folders of annotated
-    training faces, or taken from the cache); ``threads`` sets torch's (process-wide) and
+    training faces, or taken from the cache). ``"auto"`` picks the fastest path of this machine
+    whose NME cost is <= 0.05 (`runtime.backends.auto_path`: torch bf16 on CPUs with native bf16,
+    else onnxruntime fp32 when installed, else torch fp32; torch fp32 on CUDA; never int8);
+    ``backend`` and ``precision`` then hold the concrete choice; ``threads`` sets torch's (process-wide) and
     onnxruntime's intra-op threads; ``batch_size`` faces per network call (None: as many as fit
     ``memory_limit_mb``); ``flip_test`` averages each face with its mirror image (2x the work).
     ``threads`` apply to this detector's own calls: the process-wide torch setting is given back
@@ -87,8 +91,8 @@ class Detector:
         batch_size: int | None = None,
         sha256: str | None = None,
         scheme: str | None = None,
-        backend: str = "torch",
-        precision: str = "fp32",
+        backend: str = AUTO,
+        precision: str = AUTO,
         threads: int | None = None,
         flip_test: bool = False,
         calibration=None,
@@ -118,7 +122,8 @@ class Detector:
             raise ValueError(f"batch_size must be >= 1 or None (fit memory_limit_mb), got {batch_size}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive int or None, got {threads!r}")
-        check_backend(backend, precision, self.device)
+        fully_auto = backend == AUTO and precision == AUTO
+        backend, precision = resolve_path(backend, precision, self.device)
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size or batch_size_for(self.model.config, memory_limit_mb)
         self.backend, self.precision, self.threads, self.flip_test = backend, precision, threads, bool(flip_test)
@@ -127,7 +132,15 @@ class Detector:
                              f"{model.config.num_landmarks} landmarks")
         if backend == "onnxruntime" and sha256 is None and isinstance(weights, (str, os.PathLike)):
             sha256 = sha256_file(weights)
-        self._runner = make_runner(self.model, backend, precision, threads, sha256, calibration)
+        try:
+            self._runner = make_runner(self.model, backend, precision, threads, sha256, calibration)
+        except Exception as e:  # the automatic onnxruntime choice must never make a working torch fail
+            if not (fully_auto and backend == "onnxruntime"):
+                raise
+            warnings.warn(f"backend='auto' chose onnxruntime fp32, which failed to start here ({type(e).__name__}: "
+                          f"{e}); running torch fp32 instead", RuntimeWarning, stacklevel=2)
+            self.backend, self.precision = "torch", "fp32"
+            self._runner = make_runner(self.model, "torch", "fp32", threads, sha256, calibration)
         self._face_detector_spec = face_detector
         self._face_detector = None
         self.scheme, self._conversion = self._output_scheme(scheme)

@@ -4,6 +4,35 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_auto_path: backend/precision 'auto' follows this machine's CPU "
+                                       "(elsewhere the suite pins it to torch fp32)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pin_auto_path():
+    """``backend="auto"`` / ``precision="auto"`` (the defaults) resolve to torch fp32 in the tests, so that
+    their numbers and run time do not depend on the CPU running them (torch bf16 where it has native
+    bf16, onnxruntime fp32 elsewhere). Session-scoped, so module-scoped detectors are pinned too;
+    tests/test_auto_path.py tests the real rule (marked ``real_auto_path``). Yields the real rule."""
+    from facelandmarks_smt.runtime import backends
+
+    patch = pytest.MonkeyPatch()
+    real = backends.auto_path
+    patch.setattr(backends, "auto_path", lambda device: ("torch", "fp32"))
+    yield real
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def _real_auto_path(request, monkeypatch, _pin_auto_path):
+    if request.node.get_closest_marker("real_auto_path") is not None:
+        from facelandmarks_smt.runtime import backends
+
+        monkeypatch.setattr(backends, "auto_path", _pin_auto_path)
+
 
 COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255], [0, 255, 255],
                     [255, 128, 0], [128, 0, 255], [255, 255, 255], [0, 128, 0]], np.uint8)

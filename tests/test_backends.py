@@ -96,7 +96,9 @@ def test_backend_and_precision_are_checked():
     with pytest.raises(ValueError, match="unknown backend"):
         Detector.from_config("tiny", device="cpu", backend="tensorrt")
     with pytest.raises(ValueError, match="int8 runs on backend='onnxruntime'"):
-        Detector.from_config("tiny", device="cpu", precision="int8")
+        Detector.from_config("tiny", device="cpu", backend="torch", precision="int8")
+    with pytest.raises(ValueError, match="unknown precision"):
+        Detector.from_config("tiny", device="cpu", precision="fp16")
     with pytest.raises(ValueError, match="bf16 runs on backend='torch'"):
         Detector.from_config("tiny", device="cpu", backend="onnxruntime", precision="bf16")
 
@@ -105,6 +107,8 @@ def test_int8_needs_calibration_or_a_cached_graph(monkeypatch, tmp_path):
     monkeypatch.setenv("FACELANDMARKS_SMT_CACHE", str(tmp_path))
     with pytest.raises(ValueError, match="calibration"):
         Detector.from_config("tiny", device="cpu", backend="onnxruntime", precision="int8")
+    with pytest.raises(ValueError, match="calibration"):  # backend="auto" (the default) runs int8 on onnxruntime
+        Detector.from_config("tiny", device="cpu", precision="int8")
 
 
 def test_int8_is_quantised_cached_and_loosely_agrees(monkeypatch, tmp_path, torch_det, crops):
@@ -146,7 +150,7 @@ def test_int8_is_quantised_cached_and_loosely_agrees(monkeypatch, tmp_path, torc
 
 def test_bf16_runs_channels_last_and_returns_fp32(torch_det, crops):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # emulated on CPUs without native bf16
+        warnings.simplefilter("ignore", UserWarning)  # emulated on CPUs without native bf16 (warned once)
         runner = TorchRunner(torch_det.model, "bf16")
     x = torch_det._to_input(crops[:2])
     h, r = runner(x)

@@ -42,11 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of the network call (torch or onnxruntime; default: the library's choice)")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
-                   help="what runs the network: torch, or onnxruntime (CPU; the graph is exported once and cached)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
-                   help="fp32; bf16 (torch, CPUs with AVX-512 BF16 or AMX); int8 (onnxruntime, calibrated once on "
-                        "--calibration folders, then cached)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
+                   help="what runs the network: auto (default: the fastest for this machine, see --precision), torch, "
+                        "or onnxruntime (CPU; the graph is exported once and cached)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
+                   help="auto (default: torch bf16 on CPUs with AVX-512 BF16 or AMX, else onnxruntime fp32 when "
+                        "installed, else torch fp32; fp32 on CUDA; never int8); fp32; bf16 (torch, CPUs with AVX-512 "
+                        "BF16 or AMX); int8 (onnxruntime, calibrated once on --calibration folders, then cached). "
+                        "results.json records the path chosen")
     p.add_argument("--calibration", nargs="+", metavar="DIR", default=None,
                    help="with --precision int8: folders of annotated *training* faces (images + .pts) to calibrate "
                         "on, needed once per weights (never test faces)")

@@ -4,11 +4,14 @@ normalisation) and after (decoding, back to image pixels) is shared by all backe
 
 - ``torch`` ``fp32``: the `SMTNet` module.
 - ``torch`` ``bf16``: autocast to bfloat16 with channels_last weights; fast only on CPUs with
-  native bf16 (AVX-512 BF16 or AMX), emulated and slow elsewhere (a warning says so). Outputs are
-  cast back to fp32 before decoding.
+  native bf16 (AVX-512 BF16 or AMX), emulated and about 5x slower than fp32 elsewhere (a warning
+  says so, once per process). Outputs are cast back to fp32 before decoding.
 - ``onnxruntime`` ``fp32``: the graph from `export.export_onnx`, cached by the weights' sha256.
 - ``onnxruntime`` ``int8``: that graph statically quantised by `quantize.quantize_int8`, cached
   as `graphs.int8_graph` says.
+
+``"auto"`` (the default of `Detector` and the CLI) is resolved by `resolve_path` to one of these
+from the CPU's features (`auto_path`, docs/benchmarks.md "How the default path is chosen").
 
 ``InferenceSession.run`` is thread-safe, and the torch module is only read, so one runner (and
 one `Detector`) can serve many threads.
@@ -17,7 +20,10 @@ one `Detector`) can serve many threads.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
+import sys
+import threading
 import warnings
 from typing import Sequence
 
@@ -30,17 +36,97 @@ from .graphs import int8_graph
 
 BACKENDS = ("torch", "onnxruntime")
 PRECISIONS = {"torch": ("fp32", "bf16"), "onnxruntime": ("fp32", "int8")}
+AUTO = "auto"
+ALL_PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def check_backend(backend: str, precision: str, device: torch.device) -> None:
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS} or 'auto'")
     if precision not in PRECISIONS[backend]:
         raise ValueError(f"backend {backend!r} supports precision {PRECISIONS[backend]}, got {precision!r}"
                          + (" (int8 runs on backend='onnxruntime')" if precision == "int8" else "")
                          + (" (bf16 runs on backend='torch')" if precision == "bf16" else ""))
     if backend == "onnxruntime" and device.type != "cpu":
         raise ValueError(f"backend='onnxruntime' runs on the CPU here; use device='cpu' (got {device})")
+
+
+def onnxruntime_available() -> bool:
+    """Whether the onnxruntime backend can run here: ``onnxruntime`` and ``onnx`` (the export) are
+    installed (both are dependencies, but an environment can lack them). Looked up without importing them."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def auto_path(device: torch.device) -> tuple[str, str]:
+    """``(backend, precision)`` that ``"auto"`` means on ``device``: the fastest measured path whose
+    300-W common-set NME cost is <= 0.05 (docs/benchmarks.md):
+
+    - CUDA: torch fp32;
+    - a CPU with native bf16 (AVX-512 BF16 or AMX, `device.cpu_has_native_bf16`): torch bf16
+      (+0.007 NME for small and tiny, 1.5-1.8x faster than fp32 on the AVX-512 machine);
+    - other CPUs: onnxruntime fp32 when it is installed (up to 1.3x faster than torch fp32 on the
+      AVX2 machine, tiny at batch 1 about even; the same NME), else torch fp32.
+
+    int8 is never chosen: it costs +0.065-0.084 NME."""
+    if device.type != "cpu":
+        return "torch", "fp32"
+    if cpu_has_native_bf16():
+        return "torch", "bf16"
+    if onnxruntime_available():
+        return "onnxruntime", "fp32"
+    return "torch", "fp32"
+
+
+def resolve_path(backend: str, precision: str, device: torch.device) -> tuple[str, str]:
+    """The concrete ``(backend, precision)`` for a request in which either may be ``"auto"``, checked.
+
+    Both ``"auto"``: `auto_path`. Only the backend ``"auto"``: the backend that runs that
+    precision (torch for fp32 and bf16, as before; onnxruntime for int8). Only the precision
+    ``"auto"``: the `auto_path` precision when `auto_path` picks this backend, else fp32.
+    Explicit choices are kept as given."""
+    if backend != AUTO and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS} or 'auto'")
+    if precision != AUTO and precision not in ALL_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {ALL_PRECISIONS} or 'auto'")
+    if backend == AUTO and precision == AUTO:
+        backend, precision = auto_path(device)
+    elif backend == AUTO:
+        backend = "torch" if precision in PRECISIONS["torch"] else "onnxruntime"
+    elif precision == AUTO:
+        best_backend, best_precision = auto_path(device)
+        precision = best_precision if best_backend == backend and best_precision in PRECISIONS[backend] else "fp32"
+    check_backend(backend, precision, device)
+    return backend, precision
+
+
+_SLOW_BF16_LOCK = threading.Lock()
+_slow_bf16_warned = False
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside this package (the user's line that asked for it)."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("facelandmarks_smt."):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_if_slow_bf16(device: torch.device) -> bool:
+    """Warn (`UserWarning`, once per process, at the caller's line outside this package) that bf16
+    on this CPU is emulated, naming the faster choice; returns whether it warned."""
+    global _slow_bf16_warned
+    if device.type != "cpu" or cpu_has_native_bf16():
+        return False
+    with _SLOW_BF16_LOCK:
+        if _slow_bf16_warned:
+            return False
+        _slow_bf16_warned = True
+    backend, precision = auto_path(device)
+    warnings.warn(f"this CPU has no native bf16 (AVX-512 BF16 / AMX): precision='bf16' is emulated here and "
+                  f"about 5x slower than fp32; backend={backend!r}, precision={precision!r} is faster on this CPU "
+                  "(what the default backend='auto', precision='auto' picks; docs/benchmarks.md)",
+                  UserWarning, stacklevel=_caller_stacklevel())
+    return True
 
 
 class TorchRunner:
@@ -53,9 +139,7 @@ class TorchRunner:
         self.threads = threads
         self.device = next(model.parameters()).device
         if precision == "bf16":
-            if self.device.type == "cpu" and not cpu_has_native_bf16():
-                warnings.warn("this CPU has no native bf16 (AVX-512 BF16 / AMX): precision='bf16' is emulated "
-                              "and slower than fp32", RuntimeWarning, stacklevel=3)
+            warn_if_slow_bf16(self.device)
             model = copy.deepcopy(model).to(memory_format=torch.channels_last)
         self.model = model.eval()
 
@@ -115,5 +199,6 @@ def set_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-__all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "TorchRunner", "OrtRunner", "make_runner", "int8_graph",
-                          "cpu_has_native_bf16", "set_torch_threads")
+__all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "make_runner", "int8_graph",
+                          "cpu_has_native_bf16", "set_torch_threads", "auto_path", "resolve_path",
+                          "onnxruntime_available", "warn_if_slow_bf16")

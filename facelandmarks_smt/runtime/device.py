@@ -9,6 +9,7 @@ the caller's values back afterwards.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -40,13 +41,28 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU has AVX-512 BF16 or AMX-BF16, where bf16 matmuls beat fp32."""
+    """True when the CPU has AVX-512 BF16 or AMX-BF16, where bf16 matmuls beat fp32 (the one bf16
+    check of training and inference; read once per process).
+
+    On Linux the kernel's CPU flags decide (``avx512_bf16``, ``amx_bf16`` in /proc/cpuinfo).
+    Elsewhere torch's own checks do: a CPU whose ATen dispatch level is below AVX-512
+    (`torch.backends.cpu.get_cpu_capability`) has neither, and on AVX-512 CPUs oneDNN's bf16 check
+    answers."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        flags = None
+    if flags is not None:
+        return bool({"avx512_bf16", "amx_bf16"} & flags)
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        capability = None
+    if capability is not None and not capability.upper().startswith("AVX512"):
+        return False
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @contextlib.contextmanager

@@ -341,7 +341,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import DlibBaseline, evaluate_detector
     from .metrics import error_normalisation
 
-    det = Detector.from_pretrained(args.weights, device=args.device, flip_test=args.flip_test)
+    # torch fp32, not the machine's "auto" path: evaluation numbers must not depend on the CPU they ran on
+    det = Detector.from_pretrained(args.weights, device=args.device, flip_test=args.flip_test, backend="torch",
+                                   precision="fp32")
     data = load_datasets(args.data)
     try:
         scheme = get_scheme(det.scheme)
