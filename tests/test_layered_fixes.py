@@ -396,6 +396,12 @@ def test_an_xywh_box_that_looks_valid_warns():
     assert not [w for w in caught if "looks like (x, y, w, h)" in str(w.message)]
     with pytest.warns(FaceInputWarning, match=r"looks like \(x, y, w, h\)"):
         det.detect(sub, boxes=[[b[0], b[1], b[2] - b[0], b[3] - b[1]]])
+    # a right box already holds a sure face: no second network call (tracked video, batch 1)
+    calls = []
+    real = det.predict_crops
+    det.predict_crops = lambda *a, **k: calls.append(1) or real(*a, **k)
+    det.detect(sub, boxes=[b])
+    assert len(calls) == 1
 
 
 def test_docs_say_what_the_code_does():
