@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("--val-list", required=True, help="a run's data_lists.json: its 'val' names are the real part")
     ap.add_argument("--synth-val", help="synthesize-poses output of the validation faces (symlinks are fine)")
     ap.add_argument("--degraded", help="degrade output of the validation faces (every kind)")
+    ap.add_argument("--no-common", action="store_true", help="skip the common set (when it is measured elsewhere)")
     ap.add_argument("--flip-test", action="store_true")
     ap.add_argument("--out", required=True, help="JSON to write")
     a = ap.parse_args()
@@ -64,7 +65,7 @@ def main() -> int:
     train = load_datasets([root / "afw", root / "helen/trainset", root / "lfpw/trainset"])
     val_names = set(json.loads(Path(a.val_list).read_text())["val"])
     real_val = train.subset([i for i, m in enumerate(train.metas) if m["name"] in val_names])
-    parts = {"common": common, "val_real": real_val}
+    parts = {"val_real": real_val} if a.no_common else {"common": common, "val_real": real_val}
     if a.synth_val:
         parts["val_synth"] = load_datasets([a.synth_val])
     if a.degraded:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# #17: v5 fine-tuned on real + synthesized large-pose faces with degradation augmentation; two
+# #17 (shipped as smtnet-300w-small-wild): v5 fine-tuned on real + synthesized large-pose faces with degradation augmentation; two
 # real:synthetic ratios at equal budget (one thread each, both at once, seed 0):
 #   mix1: the 1,811 training faces + the first turned view of each (about 1:1)
 #   mix4: the 1,811 training faces + all 4 turned views of each (about 1:4)
