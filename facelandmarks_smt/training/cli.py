@@ -220,8 +220,10 @@ def _load_float(name_or_path: str):
     return path, config, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def _init_weights(name_or_path: str, cfg) -> dict:
-    path, config, state = _load_float(name_or_path)
+def _init_weights(name_or_path: str, cfg, loaded=None) -> dict:
+    """The float state dict of ``--init`` weights, checked to fit ``cfg.model`` (``loaded``: what
+    `_load_float` already returned for them, so the file is read once)."""
+    path, config, state = loaded or _load_float(name_or_path)
     arch = ("num_landmarks", "width", "inner_width", "num_stacks", "hourglass_depth", "coord_hidden",
             "input_size", "heatmap_stride")
     diff = [k for k in arch if getattr(config, k) != getattr(cfg.model, k)]
@@ -255,17 +257,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = _overrides(args.set)
     config_name = args.config or ("finetune" if args.init else "paper")
     cfg = load_train_config(config_name, overrides)
-    if args.init and config_name == "finetune" and not any(k == "model" or k.startswith("model.") for k in overrides):
+    if args.init and args.resume:
+        raise ValueError("--init and --resume exclude each other (resume restores its own weights)")
+    init = _load_float(args.init) if args.init else None
+    if init and config_name == "finetune" and not any(k == "model" or k.startswith("model.") for k in overrides):
         # fine-tuning keeps the network it starts from: widths, crop factor, scheme
         import dataclasses
 
-        _, init_config, _ = _load_float(args.init)
-        cfg = dataclasses.replace(cfg, model=init_config)
-    init_state = None
-    if args.init:
-        if args.resume:
-            raise ValueError("--init and --resume exclude each other (resume restores its own weights)")
-        init_state = _init_weights(args.init, cfg)
+        cfg = dataclasses.replace(cfg, model=init[1])
+    init_state = _init_weights(args.init, cfg, init) if init else None
     teacher, teacher_id = _teacher(args.teacher) if args.teacher else (None, None)
     if teacher is not None:
         from .trainer import check_teacher
