@@ -36,6 +36,7 @@ from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
+from scipy.spatial import Delaunay
 
 EOS_FILES = ("sfm_shape_3448.bin", "expression_blendshapes_3448.bin", "ibug_to_sfm.txt",
              "sfm_3448_edge_topology.json", "sfm_model_contours.json")
@@ -300,12 +301,12 @@ class PoseSynthesizer:
         back = float(min(face_dst[:, 2].min(), face_src[:, 2].min())) - 1.0
         depth = np.concatenate([face_dst[:, 2], back - adist])
 
-        tri = _delaunay(src_xy, (w, h))
-        mapx, mapy = _paint_backward_map(src_xy, dst_xy, depth, tri, (w, h))
+        tri = Delaunay(src_xy)
+        mapx, mapy = _paint_backward_map(src_xy, dst_xy, depth, tri.simplices, (w, h))
         out = cv2.remap(img, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
         # labels: lifted onto the triangulation and moved with it
-        new_pts = _move_points(pts, src_xy, dst_xy, tri)
+        new_pts = _move_points(pts, dst_xy, tri)
         new_pts = self._jaw_silhouette(new_pts, pts, fit, src, dst, vis, yaw, pitch)
         return out, new_pts.astype(np.float32)
 
@@ -324,13 +325,14 @@ class PoseSynthesizer:
         height = np.ptp(v[:, 1])
         band = 0.03 * height
         front_z = v[:, 2].min() + 0.5 * np.ptp(v[:, 2])
+        src_axis = _src_axis(fit)
         for i in JAW_POINTS:
             d2 = ((src[vis_idx, :2] - pts[i]) ** 2).sum(1)
             j = vis_idx[np.argmin(d2)]  # nearest visible vertex: the jaw point's level and side
             mx, my = v[j, 0], v[j, 1]
             side = 1.0 if mx >= 0 else -1.0
             out_dir = side * axis_x
-            src_out_dir = side * _src_axis(fit)
+            src_out_dir = side * src_axis
             cand = vis_idx[(np.abs(v[vis_idx, 1] - my) < band) & (v[vis_idx, 0] * side >= 0)
                            & (v[vis_idx, 2] > front_z)]
             if cand.size == 0:
@@ -350,23 +352,6 @@ class PoseSynthesizer:
 def _src_axis(fit: FaceFit) -> np.ndarray:
     o = fit.project(fit.eye(np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])))[:, :2]
     return (o[1] - o[0]) / max(np.linalg.norm(o[1] - o[0]), 1e-9)
-
-
-def _delaunay(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Delaunay triangles ``(T, 3)`` of image points (OpenCV's Subdiv2D), indices into ``points``."""
-    w, h = size
-    sub = cv2.Subdiv2D((-2, -2, w + 4, h + 4))
-    pts = np.clip(points, -1.0, [w + 0.99, h + 0.99]).astype(np.float32)
-    sub.insert([(float(x), float(y)) for x, y in pts])
-    tris = sub.getTriangleList().reshape(-1, 3, 2)
-    # map vertices back to indices (Subdiv2D returns coordinates)
-    key = {(round(float(x), 3), round(float(y), 3)): i for i, (x, y) in enumerate(pts)}
-    out = []
-    for t in tris:
-        ids = [key.get((round(float(x), 3), round(float(y), 3))) for x, y in t]
-        if None not in ids:
-            out.append(ids)
-    return np.asarray(out, np.int64).reshape(-1, 3)
 
 
 def _affines(src_tri: np.ndarray, dst_tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -419,24 +404,18 @@ def _signed_area(t: np.ndarray) -> np.ndarray:
     return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
-def _move_points(pts: np.ndarray, src_xy: np.ndarray, dst_xy: np.ndarray, tri: np.ndarray) -> np.ndarray:
+def _move_points(pts: np.ndarray, dst_xy: np.ndarray, tri) -> np.ndarray:
     """Move points with the piecewise-affine warp: barycentric coordinates in the source triangle
-    that holds each point, applied to the triangle's target corners."""
-    out = np.empty_like(pts)
-    a, b, c = src_xy[tri[:, 0]], src_xy[tri[:, 1]], src_xy[tri[:, 2]]
-    det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
-    ok = np.abs(det) > 1e-12
-    for i, p in enumerate(pts):
-        l1 = ((p[0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (p[1] - a[:, 1])) / np.where(ok, det, 1)
-        l2 = ((b[:, 0] - a[:, 0]) * (p[1] - a[:, 1]) - (p[0] - a[:, 0]) * (b[:, 1] - a[:, 1])) / np.where(ok, det, 1)
-        l0 = 1 - l1 - l2
-        inside = ok & (l0 >= -1e-9) & (l1 >= -1e-9) & (l2 >= -1e-9)
-        if inside.any():
-            t = int(np.nonzero(inside)[0][0])
-        else:  # outside every triangle (cannot happen inside the image): nearest centroid
-            t = int(np.argmin((((a + b + c) / 3 - p) ** 2).sum(1)))
-        out[i] = l0[t] * dst_xy[tri[t, 0]] + l1[t] * dst_xy[tri[t, 1]] + l2[t] * dst_xy[tri[t, 2]]
-    return out
+    that holds each point (``tri``: the source `scipy.spatial.Delaunay`), applied to its target corners."""
+    simplex = tri.find_simplex(pts)
+    outside = simplex < 0  # cannot happen inside the image (the anchors cover it): nearest triangle
+    if outside.any():
+        centroids = tri.points[tri.simplices].mean(axis=1)
+        simplex[outside] = np.argmin(((centroids[None] - pts[outside, None]) ** 2).sum(-1), axis=1)
+    t = tri.transform[simplex]
+    b = np.einsum("nij,nj->ni", t[:, :2], pts - t[:, 2])
+    bary = np.concatenate([b, 1 - b.sum(axis=1, keepdims=True)], axis=1)
+    return np.einsum("nk,nkd->nd", bary, dst_xy[tri.simplices[simplex]])
 
 
 # ---------------------------------------------------------------------- datasets
