@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,17 @@ class TrainConfig:
     # Distillation (only with a teacher, ``--teacher``): each stack's heatmap loss is
     # (1 - distill_weight) * loss(Gaussian targets) + distill_weight * loss(the teacher's heatmaps).
     distill_weight: float = 0.5
+    # Model selection with bars: a validation counts as the best so far only when each named part
+    # of the validation set (``real``, an --extra-val-data folder's name, or ``all``) scores at most
+    # this NME, e.g. {"real": 3.62} keeps a run on synthetic faces from trading away real ones.
+    select_max_nme: dict[str, float] = field(default_factory=dict)
     precision: str = "auto"  # auto | fp32 | bf16 (CPU autocast) | fp16 (CUDA AMP)
     channels_last: bool = True
     val_fraction: float = 0.1
     val_batch_size: int = 32
+    # Also validate (and checkpoint) every this many optimiser steps inside an epoch; 0: only at
+    # epoch ends. Long epochs (big mixed sets, slow CPUs) otherwise give few candidates to select.
+    val_every_steps: int = 0
     seed: int = 0
     num_workers: int = 1
     log_every: int = 20
@@ -94,8 +102,13 @@ class TrainConfig:
             errors.append("batch_size and epochs must be >= 1 and lr > 0")
         if not 0.0 <= self.distill_weight <= 1.0:
             errors.append(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        self.select_max_nme = {str(k): float(v) for k, v in dict(self.select_max_nme).items()}
+        if any(not math.isfinite(v) or v <= 0 for v in self.select_max_nme.values()):
+            errors.append("select_max_nme values must be positive NMEs")
         if not 0.0 <= self.ema_decay < 1.0:
             errors.append("ema_decay must be in [0, 1)")
+        if self.val_every_steps < 0:
+            errors.append("val_every_steps must be >= 0")
         if not 0.0 < self.val_fraction < 1.0:
             errors.append("val_fraction must be in (0, 1)")
         from .losses import HEATMAP_LOSSES

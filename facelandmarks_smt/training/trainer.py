@@ -173,6 +173,10 @@ class Trainer:
         # named index ranges of the validation set, each also scored alone (e.g. real faces,
         # synthesized large poses, degraded copies); selection uses all faces together
         self.val_parts = dict(val_parts or {})
+        unknown = set(cfg.select_max_nme) - set(self.val_parts) - {"all"}
+        if unknown:
+            raise ValueError(f"select_max_nme names validation parts {sorted(unknown)}, but the parts are "
+                             f"{sorted(self.val_parts) + ['all']} (give --extra-val-data for more parts)")
         self.dist = DistributedContext()
         dev = resolve_device(device)
         if self.dist.enabled and dev.type == "cuda":
@@ -461,13 +465,24 @@ class Trainer:
             lo = k * per_step + self.dist.rank * self.cfg.batch_size
             yield self.batches.make_batch(epoch, order[lo:lo + self.cfg.batch_size])
 
+    def meets_selection_bars(self, metrics: dict[str, Any]) -> bool:
+        """True when every part named in ``cfg.select_max_nme`` scores at most its bar."""
+        for part, bar in self.cfg.select_max_nme.items():
+            key = "val_nme" if part == "all" else f"val_nme_{part}"
+            if not metrics.get(key, math.inf) <= bar:
+                return False
+        return True
+
     def _end_of_validation(self, metrics: dict[str, Any]) -> bool:
         """Record a validation; returns True when the current stage should end (plateau)."""
         st = self.state
         rec = {"epoch": st["epoch"], "epoch_float": st["epoch"] + st["batch"] / self.steps_per_epoch,
                "step": st["step"], "stage": st["stage"], "sigmas": stack_sigmas(self.cfg, st["stage"]),
                "lr": self.lr_at(st["epoch"], st["step"]), "elapsed_min": st["elapsed"] / 60, **metrics}
-        improved = metrics["val_nme"] < st["best_nme"]
+        eligible = self.meets_selection_bars(metrics)
+        improved = eligible and metrics["val_nme"] < st["best_nme"]
+        if self.cfg.select_max_nme:
+            rec["meets_bars"] = eligible
         if metrics["val_nme"] < st["stage_best_nme"]:
             st["stage_best_nme"] = metrics["val_nme"]
             st["stage_bad_epochs"] = 0
@@ -555,6 +570,12 @@ class Trainer:
                             and st["stage"] < num_stages(cfg) - 1:
                         self._validate_and_record()
                         self._next_stage()
+                    every = cfg.val_every_steps
+                    if every and st["step"] % every == 0 and st["batch"] < self.steps_per_epoch:
+                        tv = time.monotonic()
+                        self._validate_and_record()  # mid-epoch: more candidates for selection
+                        val_seconds = time.monotonic() - tv
+                        self.save_checkpoint()
                 if stopped and st["batch"] < self.steps_per_epoch:
                     if max_steps is None or budget is not None:
                         self._validate_and_record()  # a time-budget stop still scores its last weights
