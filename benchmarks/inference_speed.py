@@ -5,7 +5,9 @@
 
 One table: ms per face at batch 1 and batch 8 and the achieved GFLOP/s (FLOPs per face from
 `model_stats.count_gflops`, as in docs/model.md) for each config on torch fp32, torch bf16,
-onnxruntime fp32 and onnxruntime int8, with each precision's 300-W common-set NME for the
+onnxruntime fp32 and onnxruntime int8, openvino fp32 and openvino int8 (the same two graphs compiled
+by OpenVINO's CPU plugin; skipped with a note when ``openvino`` is not installed: ``pip install
+'facelandmarks_smt[openvino]'``), with each precision's 300-W common-set NME for the
 shipped weights (read from docs/results/precision_nme_<weights>.json when its weights sha256 matches,
 else computed by `precision_nme.py` in this run; ``--quick`` skips it). Below it: the whole
 pipeline (bundled face detector + crop + landmarks) on a 640x480 image with one face, dlib's
@@ -50,9 +52,12 @@ VIDEO_MAX_SIDE = 320  # face detection on a 320x240 copy of a 640x480 frame
 TRACK_REDETECT = 30  # FaceTracker's default: the face detector at least every 30 frames
 BOX = np.array([178.0, 85.0, 260.0, 180.0])  # the astronaut's landmark box, roughly
 WEIGHTS = {"small": "smtnet-300w-small", "tiny": "smtnet-300w-tiny"}
-VARIANTS = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+VARIANTS = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
+            ("openvino", "fp32"), ("openvino", "int8")]
+#: precision_nme.py's variant labels (it has no openvino rows yet: their NME column stays empty)
 NME_LABELS = {("torch", "fp32"): "torch fp32", ("torch", "bf16"): "torch bf16",
-              ("onnxruntime", "fp32"): "onnxruntime fp32", ("onnxruntime", "int8"): "onnxruntime int8"}
+              ("onnxruntime", "fp32"): "onnxruntime fp32", ("onnxruntime", "int8"): "onnxruntime int8",
+              ("openvino", "fp32"): "openvino fp32", ("openvino", "int8"): "openvino int8"}
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -171,7 +176,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["small", "tiny"])
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads (torch and ORT)")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                   help="intra-op threads (torch, ORT, OpenVINO)")
     p.add_argument("--data", default=DEFAULT_DATA, help="folder holding 300w/ (int8 calibration, NME)")
     p.add_argument("--no-nme", action="store_true", help="leave the NME column empty")
     p.add_argument("--quick", action="store_true", help="2 repeats, tiny only, no NME: checks the script works")
@@ -195,11 +201,16 @@ def main() -> None:
         _, sha = weights_for(config)
         nme[config] = load_nme(config, sha, args) if sha else {}
 
-    rows, best_b1 = [], {}
+    rows, best_b1, skipped = [], {}, []
+    variants = VARIANTS
+    if _openvino_version() == "not installed":
+        variants = [v for v in VARIANTS if v[0] != "openvino"]
+        skipped.append("openvino rows skipped: openvino is not installed (pip install 'facelandmarks_smt[openvino]')")
+        print(skipped[-1], flush=True)
     for config in args.configs:
         weights, _ = weights_for(config)
         gflops = None
-        for backend, precision in VARIANTS:
+        for backend, precision in variants:
             t = time.perf_counter()
             det = make_detector(config, weights, backend, precision, args.threads, calibration)
             setup_s = time.perf_counter() - t
@@ -253,8 +264,8 @@ def main() -> None:
             extra.append(row)
 
     header = (f"machine: {cpu_name()}, native bf16: {cpu_has_native_bf16()}, {args.threads} threads, "
-              f"torch {torch.__version__}, onnxruntime {_ort_version()}, OMP_WAIT_POLICY="
-              f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, median of {args.repeats}")
+              f"torch {torch.__version__}, onnxruntime {_ort_version()}, openvino {_openvino_version()}, "
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, median of {args.repeats}")
     print("\n" + header + "\n")
     print("| config | weights | backend | precision | GFLOPs/face | ms/face b1 | ms/face b8 | GFLOP/s b1 | "
           "GFLOP/s b8 | common NME % |")
@@ -267,6 +278,8 @@ def main() -> None:
               f"{nme_s} |")
     if any("note" in r for r in rows):
         print("\n\\* bf16 is emulated on this CPU (no AVX-512 BF16 / AMX): slower than fp32 here.")
+    for note in skipped:
+        print(f"\n{note}.")
     ref = next((r for r in rows if r["config"] == "small" and r["precision"] == "fp32" and r["backend"] == "torch"),
                rows[0])
     print("\n| what | ms/face b1 | ms/face b8 | vs " + f"{ref['config']} torch fp32 (b1) |")
@@ -281,7 +294,8 @@ def main() -> None:
         print(f"| {r['what']} | {r['ms_b1']:.2f} | {r.get('ms_b8', '-')} | {ratio} |")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"header": header, "rows": rows, "extra": extra}, indent=2))
+        Path(args.json).write_text(json.dumps({"header": header, "rows": rows, "extra": extra, "skipped": skipped},
+                                              indent=2))
         print(f"\nwrote {args.json}")
 
 
@@ -290,6 +304,15 @@ def _ort_version() -> str:
         import onnxruntime
 
         return onnxruntime.__version__
+    except ImportError:
+        return "not installed"
+
+
+def _openvino_version() -> str:
+    try:
+        import openvino
+
+        return openvino.__version__.split("-")[0]
     except ImportError:
         return "not installed"
 

@@ -18,7 +18,7 @@ from .geometry import crop_matrix, invert_affine, normalise_crops, normalise_uni
 from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
 from .models import SMTNet
 from .result import Face
-from .runtime.backends import AUTO, make_runner, resolve_path
+from .runtime.backends import AUTO, GRAPH_BACKENDS, make_runner, resolve_path
 from .runtime.device import resolve_device
 from .schemes import get_scheme, mirror_points, scheme_conversion
 from .weights_io import load_model, sha256_file
@@ -72,15 +72,17 @@ class Detector:
     >>> faces = det.detect(image_rgb, boxes=[[x1, y1, x2, y2]])     # or give landmark boxes
 
     Speed options (the network call is the only thing they change; see `runtime.backends`):
-    ``backend`` ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"`` (CPU; the graph is exported
-    once and cached by the weights' sha256); ``precision`` ``"auto"`` (default), ``"fp32"``,
+    ``backend`` ``"auto"`` (default), ``"torch"``, ``"onnxruntime"`` (CPU; the graph is exported
+    once and cached by the weights' sha256) or ``"openvino"`` (optional, ``pip install
+    'facelandmarks_smt[openvino]'``: OpenVINO's CPU plugin on the same cached graphs, fp32 or int8,
+    bf16 only on CPUs with native bf16; never picked by ``"auto"``); ``precision`` ``"auto"`` (default), ``"fp32"``,
     ``"bf16"`` (torch, CPUs with native bf16; elsewhere it warns once, being ~5x slower) or
     ``"int8"`` (onnxruntime, statically quantised on ``calibration`` folders of annotated
     training faces, or taken from the cache). ``"auto"`` picks the fastest path of this machine
     whose NME cost is <= 0.05 (`runtime.backends.auto_path`: torch bf16 on CPUs with native bf16,
     else onnxruntime fp32 when installed, else torch fp32; torch fp32 on CUDA; never int8);
-    ``backend`` and ``precision`` then hold the concrete choice; ``threads`` sets torch's (process-wide) and
-    onnxruntime's intra-op threads; ``batch_size`` faces per network call (None: as many as fit
+    ``backend`` and ``precision`` then hold the concrete choice; ``threads`` sets torch's (process-wide),
+    onnxruntime's and OpenVINO's intra-op threads; ``batch_size`` faces per network call (None: as many as fit
     ``memory_limit_mb``); ``flip_test`` averages each face with its mirror image (2x the work).
     ``threads`` apply to this detector's own calls: the process-wide torch setting is given back
     after each call. An `SMTNet` passed as ``weights`` is copied, never changed.
@@ -134,7 +136,7 @@ class Detector:
         if self.flip_test and len(get_scheme(model.config.scheme).flip_permutation) != model.config.num_landmarks:
             raise ValueError(f"flip_test needs the flip permutation of scheme {model.config.scheme!r} for "
                              f"{model.config.num_landmarks} landmarks")
-        if backend == "onnxruntime" and sha256 is None and isinstance(weights, (str, os.PathLike)):
+        if backend in GRAPH_BACKENDS and sha256 is None and isinstance(weights, (str, os.PathLike)):
             sha256 = sha256_file(weights)
         try:
             self._runner = make_runner(self.model, backend, precision, threads, sha256, calibration)

@@ -41,15 +41,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a registered pretrained name or a .safetensors weights file")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads of the network call (torch or onnxruntime; default: the library's choice)")
-    p.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
+                   help="CPU threads of the network call (torch, onnxruntime or openvino; default: the library's "
+                        "choice)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
                    help="what runs the network: auto (default: the fastest for this machine, see --precision), torch, "
-                        "or onnxruntime (CPU; the graph is exported once and cached)")
+                        "onnxruntime (CPU; the graph is exported once and cached), or openvino (CPU, optional: "
+                        "pip install 'facelandmarks_smt[openvino]'; the same cached graphs)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
                    help="auto (default: torch bf16 on CPUs with AVX-512 BF16 or AMX, else onnxruntime fp32 when "
                         "installed, else torch fp32; fp32 on CUDA; never int8); fp32; bf16 (torch, CPUs with AVX-512 "
-                        "BF16 or AMX); int8 (onnxruntime, calibrated once on --calibration folders, then cached). "
-                        "results.json records the path chosen")
+                        "BF16 or AMX; openvino too, there only); int8 (onnxruntime or openvino, calibrated once on "
+                        "--calibration folders, then cached). results.json records the path chosen")
     p.add_argument("--calibration", nargs="+", metavar="DIR", default=None,
                    help="with --precision int8: folders of annotated *training* faces (images + .pts) to calibrate "
                         "on, needed once per weights (never test faces)")
@@ -276,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
         if smoothing is not None:
             smoothing.make()  # checks the parameters before any file is read
         FaceTracker(det, redetect_every=args.redetect_every, min_landmark_score=args.min_landmark_score)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: an optional backend
         print(f"facelandmarks-smt: error: {e}", file=sys.stderr)
         return 2
 

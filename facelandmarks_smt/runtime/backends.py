@@ -9,12 +9,16 @@ normalisation) and after (decoding, back to image pixels) is shared by all backe
 - ``onnxruntime`` ``fp32``: the graph from `export.export_onnx`, cached by the weights' sha256.
 - ``onnxruntime`` ``int8``: that graph statically quantised by `quantize.quantize_int8`, cached
   as `graphs.int8_graph` says.
+- ``openvino`` ``fp32`` / ``int8`` (optional, ``pip install 'facelandmarks_smt[openvino]'``):
+  OpenVINO's CPU plugin on those same two cached graphs (`openvino_backend.OpenVINORunner`);
+  ``bf16`` only on CPUs with native bf16 (OpenVINO's bf16 inference precision).
 
 ``"auto"`` (the default of `Detector` and the CLI) is resolved by `resolve_path` to one of these
-from the CPU's features (`auto_path`, docs/benchmarks.md "How the default path is chosen").
+from the CPU's features (`auto_path`, docs/benchmarks.md "How the default path is chosen"); it
+never picks openvino (not measured on a quiet machine yet).
 
-``InferenceSession.run`` is thread-safe, and the torch module is only read, so one runner (and
-one `Detector`) can serve many threads.
+``InferenceSession.run`` is thread-safe, the torch module is only read, and the OpenVINO runner
+gives each thread its own infer request, so one runner (and one `Detector`) can serve many threads.
 """
 
 from __future__ import annotations
@@ -33,9 +37,12 @@ from ..models import SMTNet
 from .device import cpu_has_native_bf16, torch_threads
 from .export import cached_onnx, export_onnx
 from .graphs import int8_graph
+from .openvino_backend import OpenVINORunner, check_openvino_precision, import_openvino
 
-BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = {"torch": ("fp32", "bf16"), "onnxruntime": ("fp32", "int8")}
+BACKENDS = ("torch", "onnxruntime", "openvino")
+PRECISIONS = {"torch": ("fp32", "bf16"), "onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
+#: Backends that run an exported ONNX graph (cached under the weights' sha256), on the CPU only.
+GRAPH_BACKENDS = ("onnxruntime", "openvino")
 AUTO = "auto"
 ALL_PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -45,10 +52,10 @@ def check_backend(backend: str, precision: str, device: torch.device) -> None:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS} or 'auto'")
     if precision not in PRECISIONS[backend]:
         raise ValueError(f"backend {backend!r} supports precision {PRECISIONS[backend]}, got {precision!r}"
-                         + (" (int8 runs on backend='onnxruntime')" if precision == "int8" else "")
-                         + (" (bf16 runs on backend='torch')" if precision == "bf16" else ""))
-    if backend == "onnxruntime" and device.type != "cpu":
-        raise ValueError(f"backend='onnxruntime' runs on the CPU here; use device='cpu' (got {device})")
+                         + (" (int8 runs on backend='onnxruntime' or 'openvino')" if precision == "int8" else "")
+                         + (" (bf16 runs on backend='torch' or 'openvino')" if precision == "bf16" else ""))
+    if backend in GRAPH_BACKENDS and device.type != "cpu":
+        raise ValueError(f"backend={backend!r} runs on the CPU here; use device='cpu' (got {device})")
 
 
 def onnxruntime_available() -> bool:
@@ -183,13 +190,20 @@ class OrtRunner:
 def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None, weights_sha256: str | None,
                 calibration=None):
     """The runner for a backend/precision. ONNX graphs are exported (and int8 ones calibrated)
-    once per weights sha256 into `export.cache_dir`; a model without a sha256 is exported in memory."""
+    once per weights sha256 into `export.cache_dir`; a model without a sha256 is exported in memory.
+    onnxruntime and openvino run the same graphs (openvino's bf16: the fp32 graph with bf16 inference)."""
     if backend == "torch":
         return TorchRunner(model, precision, threads)
-    if precision == "fp32":
+    if backend == "openvino":
+        import_openvino()  # a missing package is named before any export work
+        check_openvino_precision(precision)
+    if precision == "int8":
+        graph = int8_graph(model, weights_sha256, calibration)
+    else:
         graph = cached_onnx(model, weights_sha256) if weights_sha256 else export_onnx(model)
-        return OrtRunner(graph, threads)
-    return OrtRunner(int8_graph(model, weights_sha256, calibration), threads)
+    if backend == "openvino":
+        return OpenVINORunner(graph, precision, threads)
+    return OrtRunner(graph, threads)
 
 
 def set_torch_threads(threads: int | None) -> None:
@@ -199,6 +213,7 @@ def set_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-__all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "make_runner", "int8_graph",
+__all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "OpenVINORunner", "make_runner",
+                          "int8_graph",
                           "cpu_has_native_bf16", "set_torch_threads", "auto_path", "resolve_path",
                           "onnxruntime_available", "warn_if_slow_bf16")

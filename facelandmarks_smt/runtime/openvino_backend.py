@@ -1,0 +1,119 @@
+"""The OpenVINO backend (``Detector(backend="openvino")``, optional: ``pip install
+'facelandmarks_smt[openvino]'``): OpenVINO's CPU plugin compiles the project's own ONNX graphs,
+the same files the onnxruntime backend runs (the cached fp32 export of `export.cached_onnx`, the
+cached QDQ int8 graph of `graphs.int8_graph`), so there is one exporter and one cache.
+
+Compile settings (`compile_config`):
+
+- ``PERFORMANCE_HINT`` ``LATENCY``: one stream, all threads on one request (batch 1 first);
+- ``INFERENCE_NUM_THREADS`` from the detector's ``threads`` (unset: OpenVINO's choice, the
+  physical cores);
+- ``INFERENCE_PRECISION_HINT``: ``f32`` for ``fp32`` *and* ``int8``. Left unset, OpenVINO runs
+  float layers in bf16 on CPUs with AVX-512 BF16 or AMX, so ``precision="fp32"`` would silently
+  not be fp32 there (and the int8 graph's fp32 heads, kept fp32 for accuracy, would become bf16).
+  ``bf16`` asks for OpenVINO's bf16 and is accepted only where the CPU has native bf16
+  (`device.cpu_has_native_bf16`) *and* OpenVINO's CPU plugin lists ``BF16`` among its
+  capabilities; elsewhere OpenVINO would ignore the hint and run fp32, so it is a ``ValueError``
+  (unlike torch, which emulates bf16 slowly and warns).
+
+A compiled model is shared; each thread gets its own ``InferRequest`` (an infer request is not
+safe to use from two threads at once), so one runner, and one `Detector`, can serve many threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+from .device import cpu_has_native_bf16
+from .export import OUTPUT_NAMES
+
+INSTALL_HINT = "pip install 'facelandmarks_smt[openvino]'"
+#: OpenVINO's name of each precision's ``INFERENCE_PRECISION_HINT``.
+PRECISION_HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
+
+_CORE_LOCK = threading.Lock()
+_core = None
+
+
+def import_openvino():
+    """The ``openvino`` module, or an ImportError that says how to install it."""
+    try:
+        import openvino
+    except ImportError as e:
+        raise ImportError(f"backend='openvino' needs the OpenVINO runtime, which is not installed: {INSTALL_HINT} "
+                          f"(or pip install openvino) ({e})") from e
+    return openvino
+
+
+def openvino_core():
+    """One ``openvino.Core`` per process (made on first use)."""
+    global _core
+    if _core is None:
+        ov = import_openvino()
+        with _CORE_LOCK:
+            if _core is None:
+                _core = ov.Core()
+    return _core
+
+
+def openvino_has_bf16(core=None) -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 natively here (``BF16`` in its optimisation capabilities)."""
+    core = core or openvino_core()
+    try:
+        return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # an old plugin without the property: assume not
+        return False
+
+
+def check_openvino_precision(precision: str, core=None) -> None:
+    """Raise ValueError for a precision OpenVINO cannot honour on this CPU (bf16 without native support)."""
+    if precision not in PRECISION_HINTS:
+        raise ValueError(f"backend='openvino' supports precision {tuple(PRECISION_HINTS)}, got {precision!r}")
+    if precision == "bf16" and not (cpu_has_native_bf16() and openvino_has_bf16(core)):
+        raise ValueError("precision='bf16' with backend='openvino' needs a CPU with native bf16 (AVX-512 BF16 or "
+                         "AMX); this one has none, and OpenVINO would silently run fp32: use precision='fp32' "
+                         "(or backend='torch', precision='bf16', emulated and about 5x slower)")
+
+
+def compile_config(precision: str, threads: int | None) -> dict[str, str]:
+    """The ``compile_model`` settings of a precision and thread count (see the module docstring)."""
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision]}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = str(int(threads))
+    return config
+
+
+class OpenVINORunner:
+    """An OpenVINO CPU compiled model of an exported graph (a path or serialised ONNX bytes):
+    normalised NCHW float32 crops in, fp32 ``(heatmaps, residuals)`` out, as the other runners."""
+
+    def __init__(self, graph: str | os.PathLike | bytes, precision: str = "fp32", threads: int | None = None) -> None:
+        core = openvino_core()
+        check_openvino_precision(precision, core)
+        self.precision, self.threads = precision, threads
+        self.config = compile_config(precision, threads)
+        model = core.read_model(graph) if isinstance(graph, bytes) else str(Path(graph))
+        self.compiled = core.compile_model(model, "CPU", self.config)
+        self._local = threading.local()
+
+    def _request(self):
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return request
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().cpu().float().contiguous().numpy()
+        # share_inputs: no copy of the crops (the array outlives the synchronous call); outputs are
+        # copied (share_outputs=False), so a later call on this thread's request cannot change them
+        out = self._request().infer({0: x}, share_inputs=True, share_outputs=False)
+        heatmaps, residuals = (out[name] for name in OUTPUT_NAMES)
+        return torch.from_numpy(heatmaps), torch.from_numpy(residuals)
+
+
+__all__ = ["OpenVINORunner", "import_openvino", "openvino_core", "openvino_has_bf16", "check_openvino_precision",
+           "compile_config", "INSTALL_HINT", "PRECISION_HINTS"]
