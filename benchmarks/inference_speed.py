@@ -54,7 +54,7 @@ BOX = np.array([178.0, 85.0, 260.0, 180.0])  # the astronaut's landmark box, rou
 WEIGHTS = {"small": "smtnet-300w-small", "tiny": "smtnet-300w-tiny"}
 VARIANTS = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
             ("openvino", "fp32"), ("openvino", "int8")]
-#: precision_nme.py's variant labels (it has no openvino rows yet: their NME column stays empty)
+#: precision_nme.py's variant labels
 NME_LABELS = {("torch", "fp32"): "torch fp32", ("torch", "bf16"): "torch bf16",
               ("onnxruntime", "fp32"): "onnxruntime fp32", ("onnxruntime", "int8"): "onnxruntime int8",
               ("openvino", "fp32"): "openvino fp32", ("openvino", "int8"): "openvino int8"}

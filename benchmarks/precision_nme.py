@@ -4,7 +4,9 @@
                                        [--json docs/results/precision_nme_<weights name>.json]
 
 Rows: onnxruntime int8 (calibrated on crops of the 300-W training folders, never the test faces),
-onnxruntime fp32, torch fp32, torch fp32 with flip test-time augmentation, torch bf16. The JSON
+onnxruntime fp32, torch fp32, torch fp32 with flip test-time augmentation, torch bf16, and, with
+the `openvino` extra, OpenVINO fp32 and int8 (the same int8 graph). ``--variants`` runs some rows
+and keeps the other rows of an existing JSON for the same weights (same sha256). The JSON
 is rewritten after each row, so a long run (bf16 is slow on CPUs without native bf16) keeps what
 it finished. `inference_speed.py` reads this JSON when its weights sha256 matches. Faces are
 cropped once around their ground-truth landmark boxes (as `evaluate_detector(boxes="gt")` does)
@@ -49,6 +51,8 @@ VARIANTS = [
     ("torch fp32", {"backend": "torch", "precision": "fp32"}),
     ("torch fp32 + flip test", {"backend": "torch", "precision": "fp32", "flip_test": True}),
     ("torch bf16", {"backend": "torch", "precision": "bf16"}),
+    ("openvino fp32", {"backend": "openvino", "precision": "fp32"}),
+    ("openvino int8", {"backend": "openvino", "precision": "int8"}),
 ]
 
 
@@ -82,6 +86,12 @@ def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLik
     result = {"weights": str(path.name), "weights_sha256": sha256_file(path), "set": "300-W common (helen/testset + "
               "lfpw/testset)", "boxes": "gt", "normalisation": "inter-ocular", "machine": cpu_name(),
               "torch": torch.__version__, "rows": []}
+    if variants is not None and out_json and Path(out_json).is_file():
+        # a partial run (--variants) keeps the rows it does not redo, when they are for these weights
+        old = json.loads(Path(out_json).read_text())
+        if old.get("weights_sha256") == result["weights_sha256"]:
+            redo = {label for label, _ in variants}
+            result["rows"] = [r for r in old.get("rows", []) if r["variant"] not in redo]
     for label, kwargs in variants or VARIANTS:
         t = time.perf_counter()
         with warnings.catch_warnings():
@@ -98,7 +108,7 @@ def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLik
                "fr8": m["fr8"], "auc8": m["auc8"], "seconds": round(time.perf_counter() - t, 1)}
         if kwargs.get("precision") == "int8":
             row["calibration"] = _int8_recipe(det)
-        result["rows"].append(row)
+        result["rows"] = [r for r in result["rows"] if r["variant"] != label] + [row]
         print(f"{label:26} NME {m['nme']:.3f}%  ({m['faces']} faces, {row['seconds']:.0f} s)", flush=True)
         if out_json:
             Path(out_json).parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +117,10 @@ def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLik
 
 
 def _int8_recipe(det: Detector) -> dict | None:
-    meta = det._runner.session.get_modelmeta().custom_metadata_map
+    session = getattr(det._runner, "session", None)
+    if session is None or not hasattr(session, "get_modelmeta"):
+        return None  # not an onnxruntime session (OpenVINO runs the same cached int8 graph)
+    meta = session.get_modelmeta().custom_metadata_map
     recipe = meta.get("facelandmarks_smt.calibration")
     return json.loads(recipe) if recipe else None
 
