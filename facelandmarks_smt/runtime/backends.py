@@ -198,7 +198,7 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
         import_openvino()  # a missing package is named before any export work
         check_openvino_precision(precision)
     if precision == "int8":
-        graph = int8_graph(model, weights_sha256, calibration)
+        graph = int8_graph(model, weights_sha256, calibration, threads)  # threads: also the calibration session's
     else:
         graph = cached_onnx(model, weights_sha256) if weights_sha256 else export_onnx(model)
     if backend == "openvino":

@@ -24,7 +24,7 @@ from ..datasets.calibration import calibration_dataset, content_sha256
 from ..models import SMTNet
 from ..weights_io import load_model, sha256_file
 from .export import EXPORT_VERSION, OPSET, cache_dir, export_onnx
-from .quantize import DEFAULT_NUM_CROPS, QUANT_SETTINGS, calibration_crops, quantize_int8, recipe_key
+from .quantize import DEFAULT_NUM_CROPS, calibration_crops, quant_settings, quantize_int8, recipe_key
 
 WEIGHTS_SHA_KEY = "facelandmarks_smt.weights_sha256"
 EXPORT_VERSION_KEY = "facelandmarks_smt.export_version"
@@ -39,11 +39,11 @@ def int8_recipe(calibration) -> tuple[dict, object]:
     """``(recipe of the cache key, crops or dataset)`` of a ``calibration`` argument."""
     if isinstance(calibration, np.ndarray):
         recipe = {"crops_sha256": hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest(),
-                  "num_crops": len(calibration), **QUANT_SETTINGS}
+                  "num_crops": len(calibration), **quant_settings()}
         return recipe, calibration
     data, folders = calibration_dataset(calibration)
     recipe = {"folders": folders, "content_sha256": content_sha256(data, DEFAULT_NUM_CROPS),
-              "num_crops": DEFAULT_NUM_CROPS, **QUANT_SETTINGS}
+              "num_crops": DEFAULT_NUM_CROPS, **quant_settings()}
     return recipe, data
 
 
@@ -70,10 +70,11 @@ def find_cached_int8(model: SMTNet, weights_sha256: str, directory: str | os.Pat
     return found[0] if found else None
 
 
-def int8_graph(model: SMTNet, weights_sha256: str | None, calibration=None) -> Path | bytes:
+def int8_graph(model: SMTNet, weights_sha256: str | None, calibration=None, threads: int | None = None) -> Path | bytes:
     """The int8 graph of ``model``: from the cache, or calibrated on ``calibration`` (folders of
     annotated training faces, a `LandmarkDataset`, or uint8 NHWC crops) and cached under the
-    weights' sha256 (a model without one is quantised in memory and never cached)."""
+    weights' sha256 (a model without one is quantised in memory and never cached). ``threads``:
+    intra-op threads of the calibration session (default: onnxruntime's)."""
     if calibration is None:
         found = find_cached_int8(model, weights_sha256) if weights_sha256 else None
         if found is not None:
@@ -95,7 +96,7 @@ def int8_graph(model: SMTNet, weights_sha256: str | None, calibration=None) -> P
     with tempfile.TemporaryDirectory() as tmp:
         meta = {WEIGHTS_SHA_KEY: weights_sha256} if weights_sha256 else None
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", metadata=meta)
-        out = quantize_int8(fp32, path if path is not None else Path(tmp) / "int8.onnx", crops, recipe)
+        out = quantize_int8(fp32, path if path is not None else Path(tmp) / "int8.onnx", crops, recipe, threads=threads)
         return out if path is not None else out.read_bytes()
 
 

@@ -3,10 +3,16 @@
 Recipe (stored in the int8 model's metadata as ``facelandmarks_smt.calibration``): QDQ format,
 int8 per-channel weights, uint8 per-tensor activations, the heatmap and coordinate heads left in
 fp32 (quantising them cost 0.54 validation NME, keeping them 0.06, for 1 % of the FLOPs:
-docs/benchmarks.md), MinMax ranges calibrated on a few hundred
+docs/benchmarks.md), MinMax ranges calibrated on 32 (`DEFAULT_NUM_CROPS`)
 face crops made with the library's own crop code (`geometry.crop_matrix` around each face's
 ground-truth landmark box) from *training* folders, drawn with a fixed seed. Calibrating on test
 faces would leak them into the reported accuracy, so never pass the 300-W common or challenge sets.
+
+The crops are streamed to the calibration session one at a time (`CropBatches`), and the ranges
+are collected by our own optimised session (`calibrate_ranges`) and handed to ``quantize_static``
+as precomputed ranges: the first build went from 85 s and +3.6 GB to a fraction of that
+(docs/benchmarks.md, "The first int8 build"). Every calibration setting is part of the recipe and
+so of the int8 cache key (`quant_settings`).
 """
 
 from __future__ import annotations
@@ -28,10 +34,15 @@ from ..geometry import crop_matrix, landmark_box, normalise_crops, warp_crop
 from .export import INPUT_NAME, onnx_config
 
 DEFAULT_NUM_CROPS = DEFAULT_NUM_FACES
+#: Images per calibration run. The calibration session's memory grows with it (batch 16: +1.9 GB
+#: for `small`), and batch 1 is also the fastest per image on the CPUs measured (docs/benchmarks.md).
+CALIBRATION_BATCH = 1
+#: How the ranges are collected (`calibrate_ranges`), where onnxruntime lets us (`quant_settings`).
+CALIBRATION_SESSION = "own session, ORT_ENABLE_ALL"
 #: Everything about the quantisation except the data; part of the int8 cache key.
 QUANT_SETTINGS = {"format": "QDQ", "weights": "int8 per-channel", "activations": "uint8 per-tensor",
                   "calibration_method": "MinMax", "reduce_range": False, "ops": ["Conv", "Gemm", "MatMul"],
-                  "fp32_nodes": "heatmap_heads.*, coord_heads.*"}
+                  "fp32_nodes": "heatmap_heads.*, coord_heads.*", "calibration_batch": CALIBRATION_BATCH}
 #: Nodes whose names hold one of these stay fp32: the heads decide the argmax and the sub-pixel residual.
 FP32_NODE_PATTERNS = ("/heatmap_heads.", "/coord_heads.")
 
@@ -64,49 +75,150 @@ def calibration_crops(folders, config: ModelConfig, num: int = DEFAULT_NUM_CROPS
               "selection": SELECTION,
               "crop": f"crop_matrix(ground-truth landmark box, crop_factor={config.crop_factor}, "
                       f"size={config.input_size}), no augmentation",
-              **QUANT_SETTINGS}
+              **quant_settings()}
     return np.stack(crops), recipe
 
 
-def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops: np.ndarray,
-                  recipe: dict | None = None, fp32_nodes: Sequence[str] | None = None) -> Path:
-    """Write the int8 QDQ version of an exported fp32 graph, calibrated on uint8 NHWC ``crops``.
-    ``fp32_nodes``: nodes left unquantised (default: the heads, `head_nodes`)."""
-    import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+class CropBatches:
+    """A calibration data reader (onnxruntime's ``CalibrationDataReader`` protocol: ``get_next``)
+    that streams ``crops`` (uint8 NHWC: an array, or any iterable of HxWx3 crops, e.g. a generator)
+    as normalised NCHW float32 batches of at most ``batch`` images. It draws crops from the source
+    only when a batch is asked for, so it never holds more than one batch of float images (the old
+    reader normalised all 256 crops up front: 200 MB)."""
+
+    def __init__(self, crops, config: ModelConfig, batch: int = CALIBRATION_BATCH) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.config, self.batch = config, int(batch)
+        self._source = iter(crops)
+        self.batches = 0  # batches handed out so far
+        self.crops = 0  # crops drawn from the source so far
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        size = self.config.input_size
+        chunk = []
+        for crop in self._source:
+            crop = np.asarray(crop)
+            if crop.dtype != np.uint8 or crop.shape != (size, size, 3):
+                raise ValueError(f"calibration crops must be ({size}, {size}, 3) uint8, got {crop.dtype} {crop.shape}")
+            chunk.append(crop)
+            self.crops += 1
+            if len(chunk) == self.batch:
+                break
+        if not chunk:
+            return None
+        self.batches += 1
+        return {INPUT_NAME: normalise_crops(np.stack(chunk), self.config.mean, self.config.std).numpy()}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        x = self.get_next()
+        if x is None:
+            raise StopIteration
+        return x
+
+
+def _own_calibration_supported() -> bool:
+    """Whether this onnxruntime's ``quantize_static`` takes precomputed ranges (``calibration_cache_path``),
+    so that the ranges can come from our own, optimised calibration session."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
+def quant_settings() -> dict:
+    """`QUANT_SETTINGS` plus how the installed onnxruntime collects the ranges: everything about the
+    quantisation except the data, the part of the int8 cache key that is not the data."""
+    own = _own_calibration_supported()
+    session = CALIBRATION_SESSION if own else "onnxruntime quantize_static's own (no graph optimisations)"
+    return {**QUANT_SETTINGS, "calibration_session": session}
+
+
+def pre_process(fp32_model: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """onnxruntime's quantisation pre-processing (shape inference and basic graph optimisation;
+    symbolic shape inference is skipped: the graph has no symbolic dimension but the batch)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    quant_pre_process(str(fp32_model), str(out), skip_symbolic_shape=True)
+    return Path(out)
+
+
+def calibrate_ranges(model: str | os.PathLike, reader, augmented: str | os.PathLike, threads: int | None = None):
+    """MinMax ranges (onnxruntime ``TensorsData``) of the inputs and outputs of the Conv/Gemm/MatMul
+    nodes of ``model``, collected by running ``reader``'s batches through a copy of the graph with
+    ReduceMin/ReduceMax outputs (written to ``augmented``). Unlike ``quantize_static``'s own
+    session (every graph optimisation off), this one runs optimised: the Reduce nodes read each
+    calibrated tensor, so no fusion can change a value they see, and the run is faster. The
+    collected outputs are reduced per batch: memory does not grow with the number of batches."""
+    import onnxruntime as ort
+    from onnxruntime.quantization.calibrate import MinMaxCalibrater
+
+    class Calibrater(MinMaxCalibrater):
+        def create_inference_session(self) -> None:
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if threads:
+                opts.intra_op_num_threads = threads
+                opts.inter_op_num_threads = 1
+            self.infer_session = ort.InferenceSession(self.augmented_model_path, sess_options=opts,
+                                                      providers=["CPUExecutionProvider"])
+
+    calibrater = Calibrater(Path(model), op_types_to_calibrate=QUANT_SETTINGS["ops"],
+                            augmented_model_path=str(augmented))
+    calibrater.augment_graph()
+    calibrater.create_inference_session()
+    calibrater.collect_data(reader)
+    ranges = calibrater.compute_data()
+    del calibrater
+    return ranges
+
+
+def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, recipe: dict | None = None,
+                  fp32_nodes: Sequence[str] | None = None, threads: int | None = None) -> Path:
+    """Write the int8 QDQ version of an exported fp32 graph, calibrated on uint8 NHWC ``crops``
+    (an array, or any iterable of HxWx3 crops: they are streamed, `CropBatches`).
+    ``fp32_nodes``: nodes left unquantised (default: the heads, `head_nodes`). ``threads``: intra-op
+    threads of the calibration session (default: onnxruntime's, one per physical core)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     config = onnx_config(fp32_model)
-    crops = np.asarray(crops)
-    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (config.input_size, config.input_size, 3):
-        raise ValueError(f"calibration crops must be (N, {config.input_size}, {config.input_size}, 3) uint8, "
-                         f"got {crops.dtype} {crops.shape}")
-    if len(crops) == 0:
-        raise ValueError("no calibration crops")
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._batches = iter([normalise_crops(crops[i:i + 16], config.mean, config.std).numpy()
-                                  for i in range(0, len(crops), 16)])
-
-        def get_next(self):
-            x = next(self._batches, None)
-            return None if x is None else {INPUT_NAME: x}
-
+    if isinstance(crops, np.ndarray):
+        size = config.input_size
+        if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+            raise ValueError(f"calibration crops must be (N, {size}, {size}, 3) uint8, got {crops.dtype} {crops.shape}")
+        if len(crops) == 0:
+            raise ValueError("no calibration crops")
+    reader = CropBatches(crops, config, QUANT_SETTINGS["calibration_batch"])
+    kwargs = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                  weight_type=QuantType.QInt8, reduce_range=QUANT_SETTINGS["reduce_range"],
+                  calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANT_SETTINGS["ops"])
     with tempfile.TemporaryDirectory() as tmp:
-        prepped = Path(tmp) / "prepped.onnx"
-        quant_pre_process(str(fp32_model), str(prepped), skip_symbolic_shape=True)
+        prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
+        exclude = list(head_nodes(prepped) if fp32_nodes is None else fp32_nodes)
         q = Path(tmp) / "int8.onnx"
-        quantize_static(str(prepped), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        reduce_range=QUANT_SETTINGS["reduce_range"], calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=QUANT_SETTINGS["ops"], nodes_to_exclude=list(head_nodes(prepped) if fp32_nodes is None else fp32_nodes))
+        if _own_calibration_supported():
+            from onnxruntime.quantization.calibrate import save_tensors_data
+
+            ranges = calibrate_ranges(prepped, reader, Path(tmp) / "augmented.onnx", threads)
+            ranges_file = Path(tmp) / "ranges.json"
+            save_tensors_data(ranges, ranges_file)
+            del ranges
+            quantize_static(str(prepped), str(q), None, nodes_to_exclude=exclude, calibration_cache_path=str(ranges_file),
+                            **kwargs)
+        else:  # an older onnxruntime: its own calibration session, still fed one streamed batch at a time
+            quantize_static(str(prepped), str(q), reader, nodes_to_exclude=exclude, **kwargs)
+        if reader.crops == 0:
+            raise ValueError("no calibration crops")
         proto = onnx.load(str(q))
     src = {p.key: p.value for p in onnx.load(str(fp32_model), load_external_data=False).metadata_props}
     del proto.metadata_props[:]
     for key, value in {**src, "facelandmarks_smt.precision": "int8",
-                       "facelandmarks_smt.calibration": json.dumps(recipe or {"num_crops": len(crops), **QUANT_SETTINGS},
+                       "facelandmarks_smt.calibration": json.dumps(recipe or {"num_crops": reader.crops, **quant_settings()},
                                                                    sort_keys=True)}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

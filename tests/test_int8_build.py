@@ -1,0 +1,117 @@
+"""The first int8 build streams its calibration data and keys its cache on every calibration
+setting (issue 16: the build took 51 s and peaked at 4 GB; onnxruntime's calibration session
+at batch 16 held most of it). Memory and time themselves are measured, not tested:
+benchmarks/int8_build_profile.py, docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from facelandmarks_smt.models import SMTNet  # noqa: E402
+from facelandmarks_smt.runtime import graphs, quantize  # noqa: E402
+from facelandmarks_smt.runtime.export import export_onnx  # noqa: E402
+from test_trainer import micro_model  # noqa: E402
+
+
+def _crops(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+class _Counted:
+    """An iterable of crops that counts how many have been drawn from it."""
+
+    def __init__(self, crops) -> None:
+        self.crops, self.drawn = crops, 0
+
+    def __iter__(self):
+        for c in self.crops:
+            self.drawn += 1
+            yield c
+
+
+def test_crop_batches_stream_at_most_one_batch():
+    cfg = micro_model()
+    source = _Counted(_crops(7, cfg.input_size))
+    reader = quantize.CropBatches(source, cfg, batch=3)
+    assert source.drawn == 0  # nothing is read (or normalised) up front
+    sizes = []
+    while (x := reader.get_next()) is not None:
+        batch = x["input"]
+        assert batch.dtype == np.float32 and batch.shape[1:] == (3, cfg.input_size, cfg.input_size)
+        sizes.append(len(batch))
+        assert source.drawn == sum(sizes)  # drawn only as handed out: never more than one batch held
+    assert sizes == [3, 3, 1] and reader.crops == 7 and reader.batches == 3
+    with pytest.raises(ValueError, match="uint8"):
+        quantize.CropBatches([np.zeros((cfg.input_size, cfg.input_size, 3), np.float32)], cfg).get_next()
+
+
+def test_int8_build_feeds_the_calibration_session_one_small_batch_at_a_time(monkeypatch, tmp_path):
+    cfg = micro_model()
+    seen = []
+
+    class Spy(quantize.CropBatches):
+        def get_next(self):
+            x = super().get_next()
+            if x is not None:
+                seen.append(len(x["input"]))
+            return x
+
+    monkeypatch.setattr(quantize, "CropBatches", Spy)
+    fp32 = export_onnx(SMTNet(cfg).eval(), tmp_path / "fp32.onnx")
+    source = _Counted(_crops(5, cfg.input_size))
+    out = quantize.quantize_int8(fp32, tmp_path / "int8.onnx", source, threads=1)
+    assert out.is_file() and source.drawn == 5
+    assert seen and max(seen) <= quantize.QUANT_SETTINGS["calibration_batch"] <= 4 and sum(seen) == 5
+
+
+def test_own_calibration_session_gives_onnxruntimes_ranges(tmp_path):
+    """The optimised calibration session collects the same MinMax ranges as quantize_static's own,
+    unoptimised one (the Reduce nodes read every calibrated tensor, so no fusion changes them)."""
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    cfg = micro_model()
+    fp32 = export_onnx(SMTNet(cfg).eval(), tmp_path / "fp32.onnx")
+    prepped = quantize.pre_process(fp32, tmp_path / "prepped.onnx")
+    crops = _crops(4, cfg.input_size, seed=3)
+    ours = quantize.calibrate_ranges(prepped, quantize.CropBatches(crops, cfg, 1), tmp_path / "aug1.onnx", threads=1)
+    ref = create_calibrator(prepped, quantize.QUANT_SETTINGS["ops"], augmented_model_path=str(tmp_path / "aug2.onnx"))
+    ref.collect_data(quantize.CropBatches(crops, cfg, 4))
+    theirs = ref.compute_data()
+    assert set(ours.data) == set(theirs.data) and len(ours.data) > 10
+    for name, t in theirs.data.items():
+        np.testing.assert_allclose(np.ravel(ours.data[name].range_value), np.ravel(t.range_value), rtol=1e-4,
+                                   atol=1e-5, err_msg=name)
+
+
+def test_int8_cache_key_covers_the_calibration_settings(monkeypatch):
+    crops = _crops(3, 128)
+    recipe, _ = graphs.int8_recipe(crops)
+    assert recipe["calibration_batch"] == quantize.QUANT_SETTINGS["calibration_batch"]
+    assert recipe["num_crops"] == 3
+    assert "calibration_session" in recipe
+    key = quantize.recipe_key(recipe)
+    assert quantize.recipe_key(graphs.int8_recipe(crops.copy())[0]) == key  # same data, same settings
+    monkeypatch.setitem(quantize.QUANT_SETTINGS, "calibration_batch", quantize.QUANT_SETTINGS["calibration_batch"] + 1)
+    assert quantize.recipe_key(graphs.int8_recipe(crops)[0]) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(quantize, "CALIBRATION_SESSION", "another session")
+    monkeypatch.setattr(quantize, "_own_calibration_supported", lambda: True)
+    other = quantize.recipe_key(graphs.int8_recipe(crops)[0])
+    monkeypatch.setattr(quantize, "_own_calibration_supported", lambda: False)  # an older onnxruntime calibrates
+    assert len({key, other, quantize.recipe_key(graphs.int8_recipe(crops)[0])}) == 3
+
+
+def test_int8_cache_key_covers_the_number_of_calibration_faces(monkeypatch, tmp_path):
+    from conftest import synthetic_faces
+    from test_trainer import _write_pts_folder
+
+    folder = tmp_path / "calib"
+    _write_pts_folder(folder, synthetic_faces(6, seed=5))
+    recipe, _ = graphs.int8_recipe([folder])
+    assert recipe["num_crops"] == quantize.DEFAULT_NUM_CROPS and recipe["calibration_batch"] >= 1
+    monkeypatch.setattr(graphs, "DEFAULT_NUM_CROPS", quantize.DEFAULT_NUM_CROPS + 1)
+    assert quantize.recipe_key(graphs.int8_recipe([folder])[0]) != quantize.recipe_key(recipe)
