@@ -115,3 +115,34 @@ def test_int8_cache_key_covers_the_number_of_calibration_faces(monkeypatch, tmp_
     assert recipe["num_crops"] == quantize.DEFAULT_NUM_CROPS and recipe["calibration_batch"] >= 1
     monkeypatch.setattr(graphs, "DEFAULT_NUM_CROPS", quantize.DEFAULT_NUM_CROPS + 1)
     assert quantize.recipe_key(graphs.int8_recipe([folder])[0]) != quantize.recipe_key(recipe)
+
+
+def test_reduce_range_follows_the_cpu_and_is_part_of_the_cache_key(monkeypatch):
+    """7-bit weights where x86 int8 dot products saturate (no VNNI), 8-bit elsewhere; the choice is
+    in the recipe, so a graph made for one kind of CPU is never loaded for the other."""
+    from facelandmarks_smt.runtime import device
+
+    monkeypatch.setattr(quantize, "cpu_int8_saturates", lambda: True)
+    assert quantize.reduce_range() is True and quantize.quant_settings()["reduce_range"] is True
+    saturating = quantize.recipe_key({"num_crops": 1, **quantize.quant_settings()})
+    monkeypatch.setattr(quantize, "cpu_int8_saturates", lambda: False)
+    assert quantize.quant_settings()["reduce_range"] is False
+    assert quantize.recipe_key({"num_crops": 1, **quantize.quant_settings()}) != saturating
+    monkeypatch.setitem(quantize.QUANT_SETTINGS, "reduce_range", True)  # an explicit setting wins
+    assert quantize.reduce_range() is True
+    # the CPU check itself reads the flags: VNNI (or a non-x86 machine) means no saturation
+    device.cpu_int8_saturates.cache_clear()
+    try:
+        import platform
+
+        monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+        monkeypatch.setattr(device.Path, "read_text", lambda self: "flags : fpu avx2 avx512_vnni\n")
+        assert device.cpu_int8_saturates() is False
+        device.cpu_int8_saturates.cache_clear()
+        monkeypatch.setattr(device.Path, "read_text", lambda self: "flags : fpu avx avx2 fma\n")
+        assert device.cpu_int8_saturates() is True
+        device.cpu_int8_saturates.cache_clear()
+        monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+        assert device.cpu_int8_saturates() is False
+    finally:
+        device.cpu_int8_saturates.cache_clear()

@@ -65,6 +65,24 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_int8_saturates() -> bool:
+    """True on x86 CPUs without VNNI (most AVX2 laptops and many cloud CPUs): their uint8 x int8
+    dot product (VPMADDUBSW) adds pairs of products into int16 and saturates with full-range int8
+    weights, so int8 graphs should use 7-bit weights there (onnxruntime's ``reduce_range``). VNNI
+    (``avx512_vnni``, ``avx_vnni``, AMX) accumulates in int32, and ARM's dot products don't have the
+    problem. Unknown x86 flags count as saturating: 7-bit weights are safe everywhere."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return True
+    return not ({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's intra-op thread count is ``threads`` inside the block and the caller's again after
