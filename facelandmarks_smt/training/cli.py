@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--half", action="store_true", help="store floating tensors as fp16 (half the size)")
     x.add_argument("--name", default=None, help="model name stored in the config")
     x.add_argument("--licence", default=None, help="training-data licence stored in the config")
+    w = sub.add_parser("interpolate", help="weights between two fine-tunings of one network: (1 - alpha) * "
+                       "start + alpha * tuned (WiSE-FT)", formatter_class=HelpFormatter)
+    w.add_argument("--start", required=True, help="weights the other was fine-tuned from (.safetensors or a name)")
+    w.add_argument("--tuned", required=True, help="the fine-tuned weights (.safetensors or a name)")
+    w.add_argument("--alpha", type=float, required=True, help="0 gives --start, 1 gives --tuned")
+    w.add_argument("--out", required=True, help="the weights file to write")
+    w.add_argument("--half", action="store_true", help="store floating tensors as fp16")
     y = sub.add_parser("synthesize-poses", help="turn faces to large head poses with a 3D face model (eos)",
                        formatter_class=HelpFormatter)
     y.add_argument("--data", nargs="+", required=True, help="68-point data (formats as for train)")
@@ -187,6 +194,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     extra["stored_dtype"] = "float16" if args.half else "float32"
     digest = save_weights(state, config, args.out, metadata=extra, half=args.half)
     print(json.dumps({"out": args.out, "sha256": digest, "half": args.half}, indent=2))
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from ..fileio import sha256_file
+    from ..weights_io import save_weights
+    from .interpolate import interpolate_state
+
+    p0, c0, s0 = _load_float(args.start)
+    p1, c1, s1 = _load_float(args.tuned)
+    def architecture(c):
+        return {k: v for k, v in c.to_dict().items() if k not in ("name", "training_data_licence")}
+
+    if architecture(c0) != architecture(c1):
+        raise ValueError(f"{args.start} and {args.tuned} are different networks: their model configs differ")
+    state = interpolate_state(s0, s1, args.alpha)
+    meta = {"interpolated": {"start": str(args.start), "start_sha256": sha256_file(p0), "tuned": str(args.tuned),
+                             "tuned_sha256": sha256_file(p1), "alpha": args.alpha}}
+    digest = save_weights(state, c1, args.out, metadata=meta, half=args.half)
+    print(json.dumps({"out": args.out, "sha256": digest, "alpha": args.alpha}, indent=2))
     return 0
 
 
@@ -376,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "interpolate":
+            return cmd_interpolate(args)
         if args.command == "synthesize-poses":
             return cmd_synthesize(args)
         if args.command == "degrade":
