@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     x = sub.add_parser("export", help="write release weights: fp16 or fp32, licence note, sha256",
                        formatter_class=HelpFormatter)
-    x.add_argument("--weights", required=True, help="a trained .safetensors file (e.g. OUT/best.safetensors)")
+    x.add_argument("--weights", required=True, help="a trained .safetensors file (e.g. OUT/best.safetensors), or a "
+                   "run's checkpoint OUT/last.pt (its EMA weights when it keeps them: what the run validated last)")
     x.add_argument("--out", required=True, help="the release file to write")
     x.add_argument("--half", action="store_true", help="store floating tensors as fp16 (half the size)")
     x.add_argument("--name", default=None, help="model name stored in the config")
@@ -183,10 +185,38 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from ..weights_io import load_weights, save_weights
+def checkpoint_weights(path: str | os.PathLike) -> tuple[Any, dict, dict]:
+    """``(model config, state dict, metadata)`` of a training checkpoint (``OUT/last.pt``): the weights
+    that run validates (the EMA average when the run keeps one, else the raw model), with the run's
+    last validation record, so a run's last weights can be exported like ``best.safetensors``."""
+    import torch
 
-    config, state, meta = load_weights(args.weights)
+    from ..config import ModelConfig
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path} is not a facelandmarks_smt training checkpoint (last.pt)")
+    if ckpt.get("ema") is not None:
+        state = {k[len("module."):]: v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+        source = "ema"
+    else:
+        state, source = ckpt["model"], "model"
+    history = ckpt.get("state", {}).get("history") or [{}]
+    meta = {"from_checkpoint": str(path), "checkpoint_weights": source, "metrics": history[-1],
+            "train_config": ckpt["config"], "step": ckpt.get("state", {}).get("step")}
+    return ModelConfig.from_dict(ckpt["config"]["model"]), state, meta
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..weights_io import check_state_dict, load_weights, save_weights
+
+    if str(args.weights).endswith(".pt"):
+        from ..models import SMTNet
+
+        config, state, meta = checkpoint_weights(args.weights)
+        check_state_dict(SMTNet(config), state, source=f"checkpoint {args.weights}")
+    else:
+        config, state, meta = load_weights(args.weights)
     changes = {k: v for k, v in (("name", args.name), ("training_data_licence", args.licence)) if v is not None}
     config = config.replace(**changes) if changes else config
     extra = {k: v for k, v in meta.items() if k not in ("format", "format_version", "config")}
