@@ -20,39 +20,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from facelandmarks_smt import Detector, hub
 from facelandmarks_smt.datasets.loading import load_datasets
-from facelandmarks_smt.geometry import invert_affine, transform_points
 from facelandmarks_smt.runtime.quantize import calibration_crops
-from facelandmarks_smt.training.evaluate import evaluate_predictions
-from facelandmarks_smt.training.metrics import landmark_boxes
 from facelandmarks_smt.weights_io import load_model
 
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+from precision_nme import gt_crops, score_crops
 
 DEFAULT_DATA = os.environ.get("FACELANDMARKS_SMT_DATA", "/work/shared/data/landmarks68")
 
 
-def test_crops(det: Detector, folder: str, limit: int | None):
-    data = load_datasets([folder])
-    n = len(data) if limit is None else min(limit, len(data))
-    crops, mats, gts = [], [], []
-    for i in range(n):
-        image, landmarks, _ = data[i]
-        gt = np.asarray(landmarks, np.float32)
-        c, m = det.crop(image, landmark_boxes(gt)[:1])
-        crops.append(c[0])
-        mats.append(m[0])
-        gts.append(gt)
-    return np.stack(crops), np.stack(mats), np.stack(gts)
-
-
 def nme(det: Detector, crops, mats, gts) -> dict:
-    pts = det.predict_crops(crops)
-    pred = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
-    m = evaluate_predictions(pred, gts, None, "int8 calibration", "gt")["metrics"]
+    m = score_crops(det, crops, mats, gts, "int8 calibration")
     return {"nme": round(m["nme"], 4), "faces": m["faces"]}
 
 
@@ -60,7 +40,7 @@ def run(weights: str, nums: list[int], train: list[str], test: str, threads: int
     path, expected = hub.resolve(weights)
     model, _ = load_model(path, sha256=expected)
     fp32 = Detector(model, device="cpu", backend="onnxruntime", precision="fp32", threads=threads)
-    crops, mats, gts = test_crops(fp32, test, limit)
+    crops, mats, gts = gt_crops(fp32, load_datasets([test]), limit)
     rows = [{"variant": "onnxruntime fp32", **nme(fp32, crops, mats, gts)}]
     print(f"{weights} fp32: NME {rows[0]['nme']:.4f} ({rows[0]['faces']} faces)", flush=True)
     for num in nums:

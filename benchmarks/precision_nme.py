@@ -61,21 +61,32 @@ def training_folders(data_root: str | os.PathLike):
     return three_hundred_w(data_root, "train")
 
 
-def common_crops(det: Detector, data_root: str, limit: int | None = None):
-    """Crops of every common-set face around its ground-truth landmark box (the paper's protocol,
-    as in `evaluate_detector(boxes="gt")`), their crop matrices and the ground truth. Made once
-    and shared by all variants, which then differ only in the network call, like in `Detector`."""
-    common = three_hundred_w(data_root, "common")
-    n = len(common) if limit is None else min(limit, len(common))
+def gt_crops(det: Detector, faces, limit: int | None = None):
+    """Crops of each face around its ground-truth landmark box (the paper's protocol, as in
+    `evaluate_detector(boxes="gt")`), their crop matrices and the ground truth. Made once and shared
+    by all variants, which then differ only in the network call, like in `Detector`."""
+    n = len(faces) if limit is None else min(limit, len(faces))
     crops, mats, gts = [], [], []
     for i in range(n):
-        image, landmarks, _ = common[i]
+        image, landmarks, _ = faces[i]
         gt = np.asarray(landmarks, np.float32)
         c, m = det.crop(image, landmark_boxes(gt)[:1])
         crops.append(c[0])
         mats.append(m[0])
         gts.append(gt)
     return np.stack(crops), np.stack(mats), np.stack(gts)
+
+
+def common_crops(det: Detector, data_root: str, limit: int | None = None):
+    """`gt_crops` of every 300-W common-set face."""
+    return gt_crops(det, three_hundred_w(data_root, "common"), limit)
+
+
+def score_crops(det: Detector, crops, mats, gts, label: str) -> dict:
+    """Metrics (inter-ocular NME, ...) of ``det`` on crops made by `gt_crops`."""
+    pts = det.predict_crops(crops)
+    pred = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
+    return evaluate_predictions(pred, gts, None, label, "gt")["metrics"]
 
 
 def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLike | None, threads: int = 1,
@@ -101,9 +112,7 @@ def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLik
                                            **kwargs)
         if crops is None:
             crops, mats, gts = common_crops(det, data_root, limit)
-        pts = det.predict_crops(crops)
-        pred = transform_points(pts.astype(np.float64), invert_affine(mats)).astype(np.float32)
-        m = evaluate_predictions(pred, gts, None, label, "gt")["metrics"]
+        m = score_crops(det, crops, mats, gts, label)
         row = {"variant": label, **kwargs, "faces": m["faces"], "nme": m["nme"], "nme49": m["nme49"],
                "fr8": m["fr8"], "auc8": m["auc8"], "seconds": round(time.perf_counter() - t, 1)}
         if kwargs.get("precision") == "int8":
