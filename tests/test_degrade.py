@@ -114,3 +114,49 @@ def test_augment_sample_applies_the_drawn_degradation():
     dark, lm1, _ = augment_sample(img, pts, None, cfg, AugmentConfig(flip_prob=0.0), None, params=params)
     assert np.array_equal(lm0, lm1)  # labels never move
     assert dark.mean() < 0.6 * clean.mean()
+
+
+@pytest.mark.parametrize("kind", ["blur", "motion", "lowres"])
+def test_severities_past_one_continue_the_scale(kind):
+    img, box = _photo()
+    s = [_sharpness(degrade(img, box, kind, np.random.default_rng(0), sev)) for sev in (1.0, 1.5, 2.0)]
+    assert s[0] > s[1] > s[2]
+
+
+def test_heavy_severities_keep_their_floors_and_bad_ones_are_named():
+    img, box = _photo()
+    dark = degrade(img, box, "dark", np.random.default_rng(0), 2.0)  # brightness floor 0.1, not negative
+    assert dark.dtype == np.uint8 and 0 < dark.mean() < 0.3 * img.mean()
+    assert degrade(img, box, "jpeg", np.random.default_rng(0), 2.0).shape == img.shape  # quality floor 5
+    with pytest.raises(ValueError, match="severity"):
+        degrade(img, box, "blur", np.random.default_rng(0), 2.5)
+    with pytest.raises(ValueError, match="severity"):
+        degrade(img, box, "blur", np.random.default_rng(0), -0.1)
+    with pytest.raises(ValueError, match="degrade_max_severity"):
+        AugmentConfig(degrade_max_severity=3.0)
+
+
+def test_degrade_folder_severity_range(tmp_path):
+    img, box = _photo(120)
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.jpg"), img)
+    pts = np.array([[50, 50], [150, 50], [100, 100], [60, 150], [140, 150]], np.float32) * 0.6
+    (src / "a.pts").write_text("version: 1\nn_points: 5\n{\n" + "\n".join(f"{x} {y}" for x, y in pts) + "\n}\n")
+    mild = degrade_folder([str(src)], tmp_path / "mild", ("blur",), severity=(0.0, 0.0), progress=False)
+    heavy = degrade_folder([str(src)], tmp_path / "heavy", ("blur",), severity=(2.0, 2.0), progress=False)
+    assert mild["written"] == heavy["written"] == 1
+    a = cv2.imread(str(tmp_path / "mild" / "a_blur.jpg"))
+    b = cv2.imread(str(tmp_path / "heavy" / "a_blur.jpg"))
+    assert _sharpness(a) > 3 * _sharpness(b)
+    assert json.loads((tmp_path / "heavy" / "degraded.json").read_text())["severity"] == [2.0, 2.0]
+    with pytest.raises(ValueError, match="severity range"):
+        degrade_folder([str(src)], tmp_path / "bad", ("blur",), severity=(1.5, 1.0), progress=False)
+
+
+def test_augmentation_max_severity_scales_the_draws():
+    p1 = sample_augmentation(np.random.default_rng(5), AugmentConfig(defocus_prob=1.0, dark_prob=1.0))
+    p2 = sample_augmentation(np.random.default_rng(5), AugmentConfig(defocus_prob=1.0, dark_prob=1.0,
+                                                                    degrade_max_severity=2.0))
+    assert [k for k, _ in p2["degrade"]] == [k for k, _ in p1["degrade"]]
+    assert [s for _, s in p2["degrade"]] == pytest.approx([2 * s for _, s in p1["degrade"]])

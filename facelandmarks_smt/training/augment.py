@@ -69,6 +69,9 @@ class AugmentConfig:
     noise_prob: float = 0.0
     dark_prob: float = 0.0
     object_occlusion_prob: float = 0.0
+    # Severities of those degradations are drawn in [0, degrade_max_severity]; 1 is the original
+    # scale, up to 2 reaches the heavy blur and large occluders of real in-the-wild photographs.
+    degrade_max_severity: float = 1.0
 
     def __post_init__(self) -> None:
         def check(cond: bool, msg: str) -> None:
@@ -96,6 +99,8 @@ class AugmentConfig:
         check(isinstance(self.motion_blur_max, int) and self.motion_blur_max >= 3,
               f"motion_blur_max must be an int >= 3, got {self.motion_blur_max!r}")
         check(0.0 <= self.color_strength < 1.0, f"color_strength must be in [0, 1), got {self.color_strength}")
+        check(0.0 <= self.degrade_max_severity <= _degrade.MAX_SEVERITY,
+              f"degrade_max_severity must be in [0, {_degrade.MAX_SEVERITY}], got {self.degrade_max_severity}")
         check(isinstance(self.jpeg_min_quality, int) and 5 <= self.jpeg_min_quality <= 100,
               f"jpeg_min_quality must be an int in [5, 100], got {self.jpeg_min_quality!r}")
 
@@ -210,7 +215,8 @@ def sample_augmentation(rng: np.random.Generator, cfg: AugmentConfig) -> dict[st
         "photo": sample_photometric(rng.random(22), cfg) if cfg.in_the_wild else None,
     }
     if cfg.degrades:
-        params["degrade"] = _degrade.sample_degradations(rng.random(2 * len(_degrade.KINDS)), cfg.degrade_probs)
+        params["degrade"] = _degrade.sample_degradations(rng.random(2 * len(_degrade.KINDS)), cfg.degrade_probs,
+                                                         cfg.degrade_max_severity)
         params["degrade_seed"] = int(rng.integers(2**31))
     return params
 

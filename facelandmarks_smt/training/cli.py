@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--per-face", type=int, default=None, help="draw this many kinds per face (default: every kind)")
     g.add_argument("--only", metavar="JSON[:KEY]", help="only the faces named in this list (as synthesize-poses)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--severity", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="draw each copy's severity uniformly in [LOW, HIGH] (0-2; default 0 1, the original scale)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     return p
 
@@ -148,7 +150,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     if args.per_face is not None and not 1 <= args.per_face <= len(kinds):
         raise ValueError(f"--per-face must be in 1..{len(kinds)}")
     counts = degrade_folder(args.data, args.out, kinds, per_face=args.per_face, seed=args.seed,
-                            only=_name_list(args.only) if args.only else None, progress=not args.no_progress)
+                            severity=tuple(args.severity) if args.severity else None, only=_name_list(args.only) if args.only else None, progress=not args.no_progress)
     print(json.dumps(counts, indent=2))
     return 0
 
