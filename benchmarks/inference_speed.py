@@ -53,11 +53,12 @@ TRACK_REDETECT = 30  # FaceTracker's default: the face detector at least every 3
 BOX = np.array([178.0, 85.0, 260.0, 180.0])  # the astronaut's landmark box, roughly
 WEIGHTS = {"small": "smtnet-300w-small", "tiny": "smtnet-300w-tiny"}
 VARIANTS = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
-            ("openvino", "fp32"), ("openvino", "int8")]
+            ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")]
 #: precision_nme.py's variant labels
 NME_LABELS = {("torch", "fp32"): "torch fp32", ("torch", "bf16"): "torch bf16",
               ("onnxruntime", "fp32"): "onnxruntime fp32", ("onnxruntime", "int8"): "onnxruntime int8",
-              ("openvino", "fp32"): "openvino fp32", ("openvino", "int8"): "openvino int8"}
+              ("openvino", "fp32"): "openvino fp32", ("openvino", "bf16"): "openvino bf16",
+              ("openvino", "int8"): "openvino int8"}
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -207,6 +208,10 @@ def main() -> None:
         variants = [v for v in VARIANTS if v[0] != "openvino"]
         skipped.append("openvino rows skipped: openvino is not installed (pip install 'facelandmarks_smt[openvino]')")
         print(skipped[-1], flush=True)
+    elif not openvino_bf16_native():
+        variants = [v for v in variants if v != ("openvino", "bf16")]
+        skipped.append("openvino bf16 row skipped: this CPU has no native bf16, where OpenVINO refuses bf16")
+        print(skipped[-1], flush=True)
     for config in args.configs:
         weights, _ = weights_for(config)
         gflops = None
@@ -306,6 +311,12 @@ def _ort_version() -> str:
         return onnxruntime.__version__
     except ImportError:
         return "not installed"
+
+
+def openvino_bf16_native() -> bool:
+    from facelandmarks_smt.runtime.openvino_backend import openvino_has_bf16
+
+    return cpu_has_native_bf16() and openvino_has_bf16()
 
 
 def _openvino_version() -> str:

@@ -53,6 +53,7 @@ VARIANTS = [
     ("torch bf16", {"backend": "torch", "precision": "bf16"}),
     ("openvino fp32", {"backend": "openvino", "precision": "fp32"}),
     ("openvino int8", {"backend": "openvino", "precision": "int8"}),
+    ("openvino bf16", {"backend": "openvino", "precision": "bf16"}),  # only on CPUs with native bf16
 ]
 
 
@@ -104,6 +105,10 @@ def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLik
             redo = {label for label, _ in variants}
             result["rows"] = [r for r in old.get("rows", []) if r["variant"] not in redo]
     for label, kwargs in variants or VARIANTS:
+        why_not = _unavailable(kwargs)
+        if why_not:
+            print(f"{label:26} skipped: {why_not}", flush=True)
+            continue
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # bf16 emulation warning
@@ -123,6 +128,19 @@ def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLik
             Path(out_json).parent.mkdir(parents=True, exist_ok=True)
             Path(out_json).write_text(json.dumps(result, indent=2))
     return result
+
+
+def _unavailable(kwargs: dict) -> str | None:
+    """Why a variant cannot run here (OpenVINO not installed, or its bf16 without native bf16), else None."""
+    if kwargs.get("backend") != "openvino":
+        return None
+    try:
+        from facelandmarks_smt.runtime.openvino_backend import check_openvino_precision
+
+        check_openvino_precision(kwargs.get("precision", "fp32"))
+    except (ImportError, ValueError) as e:
+        return str(e).split(";")[0]
+    return None
 
 
 def _int8_recipe(det: Detector) -> dict | None:
