@@ -185,3 +185,32 @@ def test_synthesize_folder_writes_readable_views_and_resumes(tmp_path, face):
     assert len((strict / "synthesis.jsonl").read_text().splitlines()) == 1
     with pytest.raises(ValueError, match="other settings"):
         synthesis.synthesize_folder([str(src)], out, views=2, max_yaw=60.0, eos_model_dir=MODEL_DIR, progress=False)
+
+
+def test_select_views_links_by_final_yaw_and_view_number(tmp_path):
+    """`select_views` (the `select-views` command) keeps views by |fitted yaw + turn| and view number,
+    as links, idempotently; a folder that is not a synthesis output is named in the error."""
+    from facelandmarks_smt.training.cli import main
+
+    src = tmp_path / "synth"
+    src.mkdir()
+    recs = [{"name": "a", "yaw_pitch_roll": [10.0, 0, 0], "views": [{"file": "a_v0.jpg", "yaw": 60.0},
+                                                                   {"file": "a_v1.jpg", "yaw": -85.0}]},
+            {"name": "b", "yaw_pitch_roll": [-20.0, 0, 0], "views": [{"file": "b_v0.jpg", "yaw": -65.0},
+                                                                    {"file": "b_v1.jpg", "yaw": 40.0}]},
+            {"name": "c", "yaw_pitch_roll": [0.0, 0, 0], "skipped": "fit residual above max_residual"}]
+    (src / "synthesis.0of2.jsonl").write_text("\n".join(json.dumps(r) for r in recs[:2]) + "\n")
+    (src / "synthesis.1of2.jsonl").write_text(json.dumps(recs[2]) + "\n")
+    for stem in ("a_v0", "a_v1", "b_v0", "b_v1"):
+        (src / f"{stem}.jpg").write_bytes(b"x")
+        (src / f"{stem}.pts").write_text(stem)
+    # final yaws: a_v0 70, a_v1 -75, b_v0 -85 (dropped), b_v1 20
+    assert synthesis.select_views(src, tmp_path / "all") == 3
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        "a_v0.jpg", "a_v0.pts", "a_v1.jpg", "a_v1.pts", "b_v1.jpg", "b_v1.pts"]
+    assert (tmp_path / "all" / "a_v1.pts").is_symlink() and (tmp_path / "all" / "a_v1.pts").read_text() == "a_v1"
+    assert synthesis.select_views(src, tmp_path / "all") == 3  # idempotent
+    assert main(["select-views", "--synth", str(src), "--out", str(tmp_path / "v0"), "--views", "0",
+                 "--max-final-yaw", "75"]) == 0
+    assert sorted(p.name for p in (tmp_path / "v0").iterdir()) == ["a_v0.jpg", "a_v0.pts"]
+    assert main(["select-views", "--synth", str(tmp_path / "all"), "--out", str(tmp_path / "x")]) == 2

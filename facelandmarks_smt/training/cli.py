@@ -127,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with eos's Surrey Face Model files (default: $FACELANDMARKS_SMT_EOS_MODEL)")
     y.add_argument("--shard", default="0/1", metavar="K/N", help="this process takes faces K, K+N, ... (parallel runs)")
     y.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    v = sub.add_parser("select-views", help="link the synthesized views up to a final yaw (and chosen view numbers) "
+                                            "into a folder for training or validation", formatter_class=HelpFormatter)
+    v.add_argument("--synth", required=True, help="a synthesize-poses --out folder")
+    v.add_argument("--out", required=True, help="folder for the links (.jpg + .pts)")
+    v.add_argument("--max-final-yaw", type=float, default=80.0,
+                   help="keep views whose head ends at most this many degrees from frontal")
+    v.add_argument("--views", type=int, nargs="+", default=None, metavar="K",
+                   help="only these view numbers (0-based, the _vK in the names), e.g. 0 for one view a face")
     g = sub.add_parser("degrade", help="write degraded copies of faces (blur, low resolution, noise, dark, "
                                        "occlusion, ...) for a validation set scored per kind",
                        formatter_class=HelpFormatter)
@@ -141,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw each copy's severity uniformly in [LOW, HIGH] (0-2; default 0 1, the original scale)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     return p
+
+
+def cmd_select_views(args: argparse.Namespace) -> int:
+    from .synthesis import select_views
+
+    if not 0 <= args.max_final_yaw <= 180:
+        raise ValueError(f"--max-final-yaw must be in [0, 180], got {args.max_final_yaw}")
+    n = select_views(args.synth, args.out, max_final_yaw=args.max_final_yaw, views=args.views)
+    print(json.dumps({"out": args.out, "views": n}))
+    return 0
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
@@ -441,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_synthesize(args)
         if args.command == "degrade":
             return cmd_degrade(args)
+        if args.command == "select-views":
+            return cmd_select_views(args)
         return cmd_evaluate(args)
     except (ValueError, FileNotFoundError, TypeError, ImportError) as e:  # bad data or arguments: one clear line
         print(f"error: {e}", file=sys.stderr)

@@ -524,6 +524,35 @@ def synthesize_folder(data: Sequence[str], out_dir: str | os.PathLike, *, views:
     return counts
 
 
+def select_views(synth_dir: str | os.PathLike, out_dir: str | os.PathLike, *, max_final_yaw: float = 80.0,
+                 views: Iterable[int] | None = None) -> int:
+    """Link (not copy) the synthesized views of ``synth_dir`` whose head ends at most
+    ``max_final_yaw`` degrees from frontal (the fitted yaw plus the view's turn), optionally only view
+    numbers ``views``, into ``out_dir``: a training or validation folder every reader loads. Past
+    80 degrees the face collapses to a sliver and the jaw labels fold (docs/training.md), so the
+    runs drop those views. Idempotent; returns the number of views selected."""
+    src, dst = Path(synth_dir), Path(out_dir)
+    logs = sorted(src.glob("synthesis*.jsonl"))
+    if not logs:
+        raise FileNotFoundError(f"{src} holds no synthesis*.jsonl: not a synthesize-poses output folder")
+    keep = None if views is None else {int(k) for k in views}
+    dst.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for log in logs:
+        for line in log.read_text().splitlines():
+            rec = json.loads(line)
+            for view in rec.get("views", []):
+                k = int(view["file"].rsplit("_v", 1)[1].split(".")[0])
+                if abs(rec["yaw_pitch_roll"][0] + view["yaw"]) > max_final_yaw or (keep is not None and k not in keep):
+                    continue
+                for ext in (".jpg", ".pts"):
+                    name = view["file"][:-4] + ext
+                    if not os.path.lexists(dst / name):
+                        os.symlink(os.path.abspath(src / name), dst / name)
+                n += 1
+    return n
+
+
 def _stable_hash(text: str) -> int:
     import hashlib
 
