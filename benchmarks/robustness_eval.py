@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("--val-list", required=True, help="a run's data_lists.json: its 'val' names are the real part")
     ap.add_argument("--synth-val", help="synthesize-poses output of the validation faces (symlinks are fine)")
     ap.add_argument("--degraded", help="degrade output of the validation faces (every kind)")
+    ap.add_argument("--degraded-hard", help="a second degrade output, e.g. heavier copies (degrade --severity 1 2)")
     ap.add_argument("--no-common", action="store_true", help="skip the common set (when it is measured elsewhere)")
     ap.add_argument("--flip-test", action="store_true")
     ap.add_argument("--out", required=True, help="JSON to write")
@@ -70,6 +71,8 @@ def main() -> int:
         parts["val_synth"] = load_datasets([a.synth_val])
     if a.degraded:
         parts["val_degraded"] = load_datasets([a.degraded])
+    if a.degraded_hard:
+        parts["val_degraded_hard"] = load_datasets([a.degraded_hard])
     yaw: dict[str, float] = {}
     if a.synth_val:  # the views' poses are in synthesis*.jsonl beside the real files (links are followed)
         for folder in {Path(os.path.realpath(p)).parent for p, _ in parts["val_synth"].items}:
@@ -81,19 +84,24 @@ def main() -> int:
         det = Detector.from_pretrained(w, flip_test=a.flip_test, backend="torch", precision="fp32")
         r: dict = {}
         t = time.monotonic()
+        val_errors = []
         for name, ds in parts.items():
             e = _score(det, ds, name)
             r[name] = _summary(e)
+            if name.startswith("val_"):
+                val_errors.append(e)
             if name == "val_synth":
                 y = np.array([abs(yaw.get(m["name"], np.nan)) for m in ds.metas])
                 for lo, hi in ((0, 40), (40, 60), (60, 80), (80, 181)):
                     sel = (y >= lo) & (y < hi)
                     if sel.any():
                         r[f"val_synth_yaw{lo}-{min(hi, 90)}"] = _summary(e[sel])
-            if name == "val_degraded":
+            if name in ("val_degraded", "val_degraded_hard"):
                 kinds = np.array([m["name"].rsplit("_", 1)[1] for m in ds.metas])
                 for k in sorted(set(kinds)):
-                    r[f"val_degraded_{k}"] = _summary(e[kinds == k])
+                    r[f"{name}_{k}"] = _summary(e[kinds == k])
+        # every validation face at once: what a training run's selection ("all") scores
+        r["val_all"] = _summary(np.concatenate(val_errors))
         r["seconds"] = round(time.monotonic() - t, 1)
         results["models"][str(w)] = r
         print(f"{w}: done in {r['seconds']} s", file=sys.stderr)
