@@ -48,11 +48,12 @@ REGISTRY: dict[str, PretrainedWeights] = {
     "smtnet-300w-small": PretrainedWeights(
         name="smtnet-300w-small",
         filename="smtnet-300w-small.safetensors",
-        sha256="30e38ca6c85097ad68db30e1f103cf9bed4149b3eea540e44ab6a08578ff6886",
+        sha256="209d2ff592c3ec7c4c66f6acb3f55200c1eb3a0b5e75f19d07acc66316075a39",
         num_landmarks=68,
-        description="SMT-Net small (128/256), 68 points, v6: the weight-space midpoint of v5 (300-W training "
-                    "folders, 485 CPU min) and smtnet-300w-small-wild (+ eos-synthesized turned heads, 92 min); "
-                    "300-W common NME 3.38% (gt boxes), turned validation faces 14.7 -> 9.7. "
+        description="SMT-Net small (128/256), 68 points, v7: the weight-space midpoint of v5 (300-W training "
+                    "folders) and a fine-tune of smtnet-300w-small-wild on real + eos-synthesized turned heads with "
+                    "heavy degradations; 300-W common NME 3.37% (gt boxes), validation: turned faces 14.7 -> 9.5, "
+                    "heavily degraded 10.6 -> 6.7. "
                     "Non-commercial research only (300-W and Surrey Face Model licences). Ships inside the package.",
     ),
     "smtnet-300w-small-wild": PretrainedWeights(
@@ -68,11 +69,12 @@ REGISTRY: dict[str, PretrainedWeights] = {
     "smtnet-300w-tiny": PretrainedWeights(
         name="smtnet-300w-tiny",
         filename="smtnet-300w-tiny.safetensors",
-        sha256="b24d0d3a4f24b04dfee837d3368aaadaad660738706964b09d9e7bc4256b21b2",
+        sha256="8b68170552e81499d4760caabb932996a85ead8799028f27052b0f79d63136af",
         num_landmarks=68,
-        description="SMT-Net tiny (64/128, 2.85 GFLOPs), 68 points, distilled from smtnet-300w-small v3 on the "
-                    "300-W training folders in 118 min on 1 CPU core; 300-W common NME 3.73% (gt boxes). "
-                    "Non-commercial research only (300-W licence). Ships inside the package.",
+        description="SMT-Net tiny (64/128, 2.85 GFLOPs), 68 points, v2: the weight-space point at 0.3 between "
+                    "v1 (distilled from smtnet-300w-small v3) and its fine-tune on real + eos-synthesized turned heads "
+                    "with heavy degradations; 300-W common NME 3.73% (gt boxes), validation: turned faces 16.3 -> 12.5. "
+                    "Non-commercial research only (300-W and Surrey Face Model licences). Ships inside the package.",
     ),
 }
 
