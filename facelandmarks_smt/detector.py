@@ -18,7 +18,7 @@ from .geometry import crop_matrix, invert_affine, normalise_crops, normalise_uni
 from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
 from .models import SMTNet
 from .result import Face
-from .runtime.backends import AUTO, GRAPH_BACKENDS, make_runner, resolve_path
+from .runtime.backends import AUTO, GRAPH_BACKENDS, fallback_path, make_runner, resolve_path
 from .runtime.device import resolve_device
 from .schemes import get_scheme, mirror_points, scheme_conversion
 from .weights_io import load_model, sha256_file
@@ -75,12 +75,13 @@ class Detector:
     ``backend`` ``"auto"`` (default), ``"torch"``, ``"onnxruntime"`` (CPU; the graph is exported
     once and cached by the weights' sha256) or ``"openvino"`` (optional, ``pip install
     'facelandmarks_smt[openvino]'``: OpenVINO's CPU plugin on the same cached graphs, fp32 or int8,
-    bf16 only on CPUs with native bf16; never picked by ``"auto"``); ``precision`` ``"auto"`` (default), ``"fp32"``,
+    bf16 only on CPUs with native bf16); ``precision`` ``"auto"`` (default), ``"fp32"``,
     ``"bf16"`` (torch, CPUs with native bf16; elsewhere it warns once, being ~5x slower) or
     ``"int8"`` (onnxruntime, statically quantised on ``calibration`` folders of annotated
     training faces, or taken from the cache). ``"auto"`` picks the fastest path of this machine
-    whose NME cost is <= 0.05 (`runtime.backends.auto_path`: torch bf16 on CPUs with native bf16,
-    else onnxruntime fp32 when installed, else torch fp32; torch fp32 on CUDA; never int8);
+    whose NME cost is <= 0.05 (`runtime.backends.auto_path`: on CPUs with native bf16 openvino bf16
+    when openvino is installed, else torch bf16; elsewhere onnxruntime fp32 when installed, else
+    torch fp32; torch fp32 on CUDA; never int8);
     ``backend`` and ``precision`` then hold the concrete choice; ``threads`` sets torch's (process-wide),
     onnxruntime's and OpenVINO's intra-op threads; ``batch_size`` faces per network call (None: as many as fit
     ``memory_limit_mb``); ``flip_test`` averages each face with its mirror image (2x the work).
@@ -140,13 +141,14 @@ class Detector:
             sha256 = sha256_file(weights)
         try:
             self._runner = make_runner(self.model, backend, precision, threads, sha256, calibration)
-        except Exception as e:  # the automatic onnxruntime choice must never make a working torch fail
-            if not (fully_auto and backend == "onnxruntime"):
+        except Exception as e:  # an automatic choice of an ONNX runtime must never make a working torch fail
+            if not (fully_auto and backend in GRAPH_BACKENDS):
                 raise
-            warnings.warn(f"backend='auto' chose onnxruntime fp32, which failed to start here ({type(e).__name__}: "
-                          f"{e}); running torch fp32 instead", RuntimeWarning, stacklevel=2)
-            self.backend, self.precision = "torch", "fp32"
-            self._runner = make_runner(self.model, "torch", "fp32", threads, sha256, calibration)
+            fallback = fallback_path(backend, precision)
+            warnings.warn(f"backend='auto' chose {backend} {precision}, which failed to start here ({type(e).__name__}: "
+                          f"{e}); running {fallback[0]} {fallback[1]} instead", RuntimeWarning, stacklevel=2)
+            self.backend, self.precision = fallback
+            self._runner = make_runner(self.model, *fallback, threads, sha256, calibration)
         self._face_detector_spec = face_detector
         self._face_detector = None
         self.scheme, self._conversion = self._output_scheme(scheme)

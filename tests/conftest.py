@@ -16,12 +16,13 @@ def _pin_auto_path():
     """``backend="auto"`` / ``precision="auto"`` (the defaults) resolve to torch fp32 in the tests, so that
     their numbers and run time do not depend on the CPU running them (torch bf16 where it has native
     bf16, onnxruntime fp32 elsewhere). Session-scoped, so module-scoped detectors are pinned too;
-    tests/test_auto_path.py tests the real rule (marked ``real_auto_path``). Yields the real rule."""
+    tests/test_auto_path.py tests the real rule (marked ``real_auto_path``). Yields the real rules."""
     from facelandmarks_smt.runtime import backends
 
     patch = pytest.MonkeyPatch()
-    real = backends.auto_path
+    real = backends.auto_path, backends.auto_precision
     patch.setattr(backends, "auto_path", lambda device: ("torch", "fp32"))
+    patch.setattr(backends, "auto_precision", lambda backend, device: "fp32")
     yield real
     patch.undo()
 
@@ -31,7 +32,8 @@ def _real_auto_path(request, monkeypatch, _pin_auto_path):
     if request.node.get_closest_marker("real_auto_path") is not None:
         from facelandmarks_smt.runtime import backends
 
-        monkeypatch.setattr(backends, "auto_path", _pin_auto_path)
+        monkeypatch.setattr(backends, "auto_path", _pin_auto_path[0])
+        monkeypatch.setattr(backends, "auto_precision", _pin_auto_path[1])
 
 
 COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255], [0, 255, 255],

@@ -26,13 +26,15 @@ CPU = torch.device("cpu")
 
 @pytest.fixture
 def cpu(monkeypatch):
-    """``cpu(native_bf16, ort)`` patches the two things the rule reads, and forgets that the slow-bf16
-    warning was given (it is given once per process)."""
+    """``cpu(native_bf16, ort, ov)`` patches the three things the rule reads (openvino absent unless
+    asked), and forgets that the slow-bf16 warning was given (it is given once per process)."""
     monkeypatch.setattr(backends, "_slow_bf16_warned", False)
 
-    def set_cpu(native_bf16: bool, ort: bool = True) -> None:
+    def set_cpu(native_bf16: bool, ort: bool = True, ov: bool = False) -> None:
         monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: native_bf16)
         monkeypatch.setattr(backends, "onnxruntime_available", lambda: ort)
+        monkeypatch.setattr(backends, "openvino_available", lambda: ov)
+        monkeypatch.setattr(backends, "_openvino_runs_bf16", lambda: ov and native_bf16)
 
     return set_cpu
 
@@ -49,6 +51,44 @@ def test_the_rule(cpu):
     for native in (True, False):  # CUDA: as before, whatever the CPU
         cpu(native_bf16=native)
         assert auto_path(torch.device("cuda")) == ("torch", "fp32")
+
+
+def test_the_rule_with_openvino_installed(cpu):
+    cpu(native_bf16=True, ov=True)  # openvino bf16 beat torch bf16 in every cell on the AVX-512 machine
+    assert auto_path(CPU) == ("openvino", "bf16")
+    cpu(native_bf16=True, ort=False, ov=True)
+    assert auto_path(CPU) == ("openvino", "bf16")
+    cpu(native_bf16=False, ov=True)  # without native bf16 openvino does not change the default
+    assert auto_path(CPU) == ("onnxruntime", "fp32")
+    cpu(native_bf16=False, ort=False, ov=True)
+    assert auto_path(CPU) == ("torch", "fp32")
+    cpu(native_bf16=True, ov=True)
+    assert auto_path(torch.device("cuda")) == ("torch", "fp32")
+    # precision "auto" for an explicit backend: bf16 where the CPU has it natively and the backend runs it
+    assert resolve_path("torch", "auto", CPU) == ("torch", "bf16")
+    assert resolve_path("openvino", "auto", CPU) == ("openvino", "bf16")
+    assert resolve_path("onnxruntime", "auto", CPU) == ("onnxruntime", "fp32")
+    cpu(native_bf16=False, ov=True)
+    assert resolve_path("openvino", "auto", CPU) == ("openvino", "fp32")
+    cpu(native_bf16=True, ov=False)  # native bf16 but OpenVINO's plugin does not list it (or is missing): fp32
+    assert resolve_path("openvino", "auto", CPU) == ("openvino", "fp32")
+
+
+def test_auto_openvino_falls_back_to_torch_bf16_when_it_cannot_start(cpu, monkeypatch, tmp_path):
+    monkeypatch.setenv("FACELANDMARKS_SMT_CACHE", str(tmp_path))
+    cpu(native_bf16=True, ov=True)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no OpenVINO CPU plugin here")
+
+    monkeypatch.setattr(backends, "OpenVINORunner", broken)
+    monkeypatch.setattr(backends, "import_openvino", lambda: None)
+    monkeypatch.setattr(backends, "check_openvino_precision", lambda precision: None)
+    with pytest.warns(RuntimeWarning, match="openvino bf16, which failed.*no OpenVINO CPU plugin.*torch bf16"):
+        det = Detector.from_config("tiny", device="cpu", threads=1)
+    assert (det.backend, det.precision) == ("torch", "bf16") and isinstance(det._runner, TorchRunner)
+    with pytest.raises(RuntimeError, match="no OpenVINO CPU plugin"):  # an explicit openvino still fails loudly
+        Detector.from_config("tiny", device="cpu", backend="openvino", precision="bf16")
 
 
 def test_int8_is_never_chosen(cpu):

@@ -81,3 +81,26 @@ def test_cli_int8_without_calibration_is_an_error(tiny, tmp_path):
     args = parser.parse_args(["export", "--weights", str(weights), "--out", str(tmp_path / "q.onnx"), "--int8"])
     with pytest.raises(ValueError, match="calibration"):
         run_export(args)
+
+
+def test_trunk_export_is_all_but_the_last_heads(tiny, tmp_path):
+    """part="trunk" (what openvino bf16 runs): its outputs, fed to `SMTNet.last_heads`, give the full
+    graph's heatmaps and residuals; cached apart from the full graph."""
+    from facelandmarks_smt.runtime.export import cached_onnx as cached, export_onnx as export
+
+    proto = onnx.load_from_string(export(tiny, part="trunk"))
+    assert [o.name for o in proto.graph.output] == ["features", "centre"]
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    features, centre = sess.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        th, tr = tiny(x)[-1]
+        h, r = tiny.last_heads(torch.from_numpy(features), torch.from_numpy(centre))
+        tf, tc = tiny.trunk(x)
+    assert features.shape == tuple(tf.shape) and centre.shape == tuple(tc.shape)
+    assert np.abs(h.numpy() - th.numpy()).max() <= 1e-3 * np.abs(th.numpy()).max()
+    np.testing.assert_allclose(r.numpy(), tr.numpy(), atol=1e-4)
+    full, trunk = cached(tiny, "cd" * 32, directory=tmp_path), cached(tiny, "cd" * 32, directory=tmp_path, part="trunk")
+    assert full != trunk and "-trunk-" in trunk.name and "-trunk-" not in full.name
+    with pytest.raises(ValueError, match="part must be one of"):
+        export(tiny, part="heads")

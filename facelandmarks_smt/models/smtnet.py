@@ -83,6 +83,27 @@ class SMTNet(nn.Module):
                 self.merge_heatmaps.append(nn.Conv2d(L, c, 1))
 
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every stack's ``(heatmaps, residuals)``; the last stack's is the prediction."""
+        return self._stacks(x, last_heads=True)
+
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last stack's inputs to its heads, ``(features, centre)``: all of the network but
+        `last_heads`. A runtime that cannot keep single layers in fp32 (OpenVINO's bf16) runs this
+        part in low precision and the heads in fp32 (see `forward`'s note on the heads)."""
+        return self._stacks(x, last_heads=False)
+
+    def last_heads(self, features: torch.Tensor, centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last stack's ``(heatmaps, residuals)`` from `trunk`'s outputs, in fp32."""
+        return self._heads(len(self.hourglasses) - 1, features, centre)
+
+    def _heads(self, s: int, features: torch.Tensor, centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The heads run in fp32 even under bf16/fp16 autocast: bf16 rounding of the heatmap
+        # logits moves the argmax of ~20 % of the landmarks (ties go to the lowest index), which
+        # biases both the decoded points and the coordinate head's residual target.
+        with torch.autocast(features.device.type, enabled=False):
+            return self.heatmap_heads[s](features.float()), self.coord_heads[s](centre.float())
+
+    def _stacks(self, x: torch.Tensor, last_heads: bool):
         size = self.config.input_size
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != size or x.shape[3] != size:
             raise ValueError(f"SMTNet expects input of shape (B, 3, {size}, {size}), got {tuple(x.shape)}")
@@ -91,12 +112,9 @@ class SMTNet(nn.Module):
         for s in range(self.config.num_stacks):
             hg, centre = self.hourglasses[s](x)
             feats = self.features[s](hg)
-            # The heads run in fp32 even under bf16/fp16 autocast: bf16 rounding of the heatmap
-            # logits moves the argmax of ~20 % of the landmarks (ties go to the lowest index), which
-            # biases both the decoded points and the coordinate head's residual target.
-            with torch.autocast(x.device.type, enabled=False):
-                heatmaps = self.heatmap_heads[s](feats.float())
-                residuals = self.coord_heads[s](centre.float())
+            if s == self.config.num_stacks - 1 and not last_heads:
+                return feats, centre
+            heatmaps, residuals = self._heads(s, feats, centre)
             outputs.append((heatmaps, residuals))
             if s < self.config.num_stacks - 1:
                 x = x + self.merge_features[s](feats) + self.merge_heatmaps[s](heatmaps)

@@ -11,11 +11,13 @@ normalisation) and after (decoding, back to image pixels) is shared by all backe
   as `graphs.int8_graph` says.
 - ``openvino`` ``fp32`` / ``int8`` (optional, ``pip install 'facelandmarks_smt[openvino]'``):
   OpenVINO's CPU plugin on those same two cached graphs (`openvino_backend.OpenVINORunner`);
-  ``bf16`` only on CPUs with native bf16 (OpenVINO's bf16 inference precision).
+  ``bf16`` only on CPUs with native bf16 (OpenVINO's bf16 inference precision on the network's
+  trunk, the last heads in torch fp32).
 
 ``"auto"`` (the default of `Detector` and the CLI) is resolved by `resolve_path` to one of these
-from the CPU's features (`auto_path`, docs/benchmarks.md "How the default path is chosen"); it
-never picks openvino (not measured on a quiet machine yet).
+from the CPU's features (`auto_path`, docs/benchmarks.md "How the default path is chosen"): openvino
+bf16 where the CPU has native bf16 and openvino is installed, else torch bf16 there; onnxruntime
+fp32 (or torch fp32) elsewhere.
 
 ``InferenceSession.run`` is thread-safe, the torch module is only read, and the OpenVINO runner
 gives each thread its own infer request, so one runner (and one `Detector`) can serve many threads.
@@ -37,7 +39,7 @@ from ..models import SMTNet
 from .device import cpu_has_native_bf16, torch_threads
 from .export import cached_onnx, export_onnx
 from .graphs import int8_graph
-from .openvino_backend import OpenVINORunner, check_openvino_precision, import_openvino
+from .openvino_backend import OpenVINORunner, check_openvino_precision, import_openvino, openvino_has_bf16
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 PRECISIONS = {"torch": ("fp32", "bf16"), "onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
@@ -64,24 +66,55 @@ def onnxruntime_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
 
+def openvino_available() -> bool:
+    """Whether the optional openvino backend can be tried here: ``openvino`` and ``onnx`` (the
+    export) are installed. Looked up without importing them."""
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "onnx"))
+
+
 def auto_path(device: torch.device) -> tuple[str, str]:
     """``(backend, precision)`` that ``"auto"`` means on ``device``: the fastest measured path whose
-    300-W common-set NME cost is <= 0.05 (docs/benchmarks.md):
+    300-W common-set NME cost is <= 0.05 (docs/benchmarks.md, "How the default path is chosen"):
 
     - CUDA: torch fp32;
-    - a CPU with native bf16 (AVX-512 BF16 or AMX, `device.cpu_has_native_bf16`): torch bf16
-      (+0.007 NME for small and tiny, 1.5-1.8x faster than fp32 on the AVX-512 machine);
+    - a CPU with native bf16 (AVX-512 BF16 or AMX, `device.cpu_has_native_bf16`): openvino bf16
+      when the optional openvino is installed (1.3-1.7x faster than torch bf16 at batch 1 on the
+      AVX-512 machine), else torch bf16 (1.5-1.8x faster than fp32); both within 0.01 NME of fp32;
     - other CPUs: onnxruntime fp32 when it is installed (up to 1.3x faster than torch fp32 on the
       AVX2 machine, tiny at batch 1 about even; the same NME), else torch fp32.
 
-    int8 is never chosen: it costs +0.065-0.084 NME."""
+    int8 is never chosen: it costs about 0.07 NME on both machines."""
     if device.type != "cpu":
         return "torch", "fp32"
     if cpu_has_native_bf16():
-        return "torch", "bf16"
+        return ("openvino", "bf16") if openvino_available() else ("torch", "bf16")
     if onnxruntime_available():
         return "onnxruntime", "fp32"
     return "torch", "fp32"
+
+
+def auto_precision(backend: str, device: torch.device) -> str:
+    """What ``precision="auto"`` means for an explicitly chosen backend: its fastest precision within
+    the NME budget, bf16 where the CPU (and, for openvino, its plugin) runs it natively, else fp32."""
+    native = device.type == "cpu" and "bf16" in PRECISIONS[backend] and cpu_has_native_bf16()
+    if native and backend == "openvino":
+        native = _openvino_runs_bf16()
+    return "bf16" if native else "fp32"
+
+
+def _openvino_runs_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin lists bf16 here (False when openvino cannot be imported: the
+    explicit backend then fails later with its install hint)."""
+    try:
+        return openvino_has_bf16()
+    except ImportError:
+        return False
+
+
+def fallback_path(backend: str, precision: str) -> tuple[str, str]:
+    """The torch path that an automatic choice of ``(backend, precision)`` falls back to when its
+    runtime is installed but fails to start here: the same precision where torch has it, else fp32."""
+    return "torch", precision if precision in PRECISIONS["torch"] else "fp32"
 
 
 def resolve_path(backend: str, precision: str, device: torch.device) -> tuple[str, str]:
@@ -89,7 +122,7 @@ def resolve_path(backend: str, precision: str, device: torch.device) -> tuple[st
 
     Both ``"auto"``: `auto_path`. Only the backend ``"auto"``: the backend that runs that
     precision (torch for fp32 and bf16, as before; onnxruntime for int8). Only the precision
-    ``"auto"``: the `auto_path` precision when `auto_path` picks this backend, else fp32.
+    ``"auto"``: bf16 on a CPU with native bf16 when the backend has it (torch, openvino), else fp32.
     Explicit choices are kept as given."""
     if backend != AUTO and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS} or 'auto'")
@@ -100,8 +133,7 @@ def resolve_path(backend: str, precision: str, device: torch.device) -> tuple[st
     elif backend == AUTO:
         backend = "torch" if precision in PRECISIONS["torch"] else "onnxruntime"
     elif precision == AUTO:
-        best_backend, best_precision = auto_path(device)
-        precision = best_precision if best_backend == backend and best_precision in PRECISIONS[backend] else "fp32"
+        precision = auto_precision(backend, device)
     check_backend(backend, precision, device)
     return backend, precision
 
@@ -200,9 +232,11 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
     if precision == "int8":
         graph = int8_graph(model, weights_sha256, calibration, threads)  # threads: also the calibration session's
     else:
-        graph = cached_onnx(model, weights_sha256) if weights_sha256 else export_onnx(model)
+        # openvino's bf16 runs the trunk graph, its heads in torch fp32 (openvino_backend's docstring)
+        part = "trunk" if backend == "openvino" and precision == "bf16" else "full"
+        graph = cached_onnx(model, weights_sha256, part=part) if weights_sha256 else export_onnx(model, part=part)
     if backend == "openvino":
-        return OpenVINORunner(graph, precision, threads)
+        return OpenVINORunner(graph, precision, threads, heads=model if precision == "bf16" else None)
     return OrtRunner(graph, threads)
 
 
@@ -216,4 +250,4 @@ def set_torch_threads(threads: int | None) -> None:
 __all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "OpenVINORunner", "make_runner",
                           "int8_graph",
                           "cpu_has_native_bf16", "set_torch_threads", "auto_path", "resolve_path",
-                          "onnxruntime_available", "warn_if_slow_bf16")
+                          "onnxruntime_available", "openvino_available", "fallback_path", "auto_precision", "warn_if_slow_bf16")

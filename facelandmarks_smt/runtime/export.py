@@ -5,6 +5,10 @@ returns the last stack's ``heatmaps`` ``(N, L, S/4, S/4)`` and ``residuals`` ``(
 what `codec.decode_heatmaps` consumes, so pre- and post-processing stay one shared code path.
 The model config travels in the ONNX metadata (``facelandmarks_smt.config``).
 
+``part="trunk"`` exports all of the network but the last stack's heads (`SMTNet.trunk`: outputs
+``features`` and ``centre``), for OpenVINO's bf16, which cannot keep single layers in fp32: the
+heads then run in torch fp32 (`SMTNet.last_heads`), as they do under torch's bf16 autocast.
+
 Graphs are exported with torch's TorchScript exporter (``dynamo=False``), which needs no extra
 packages; the torch.export-based exporter is used only where the old one is gone (it needs
 ``onnxscript``), and then with a `RuntimeWarning` saying so, never silently.
@@ -26,6 +30,8 @@ from ..models import SMTNet
 OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("heatmaps", "residuals")
+#: The graph parts `export_onnx` makes, and their outputs.
+PART_OUTPUTS = {"full": OUTPUT_NAMES, "trunk": ("features", "centre")}
 #: Bumped whenever the exported graph changes for the same weights, so caches do not go stale.
 EXPORT_VERSION = 1
 
@@ -42,21 +48,37 @@ class _LastStack(torch.nn.Module):
         return heatmaps, residuals
 
 
+class _Trunk(torch.nn.Module):
+    """`SMTNet.trunk`: the last stack's ``(features, centre)``, before its heads."""
+
+    def __init__(self, model: SMTNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.trunk(x)
+
+
 def export_onnx(model: SMTNet, out: str | os.PathLike | None = None, opset: int = OPSET,
-                metadata: dict[str, str] | None = None) -> bytes | Path:
+                metadata: dict[str, str] | None = None, part: str = "full") -> bytes | Path:
     """Export ``model`` (fp32, eval mode, on CPU) with a dynamic batch axis and check the graph.
 
-    Returns the serialised model as bytes when ``out`` is None, else writes ``out`` and returns
-    its path. The model itself is left untouched (a CPU fp32 copy is exported).
+    ``part``: ``"full"`` (the last stack's heatmaps and residuals) or ``"trunk"`` (all but the last
+    heads, see the module docstring). Returns the serialised model as bytes when ``out`` is None,
+    else writes ``out`` and returns its path. The model itself is left untouched (a CPU fp32 copy is
+    exported).
     """
     import onnx
 
     if not isinstance(model, SMTNet):
         raise TypeError(f"model must be an SMTNet, got {type(model).__name__}")
+    if part not in PART_OUTPUTS:
+        raise ValueError(f"part must be one of {tuple(PART_OUTPUTS)}, got {part!r}")
     cfg = model.config
-    net = _LastStack(_cpu_fp32_copy(model)).eval()
+    output_names = PART_OUTPUTS[part]
+    net = (_LastStack if part == "full" else _Trunk)(_cpu_fp32_copy(model)).eval()
     x = torch.zeros(2, 3, cfg.input_size, cfg.input_size)
-    axes = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
+    axes = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in output_names}}
     buf = io.BytesIO()
     no_torchscript = None
     with warnings.catch_warnings():
@@ -64,7 +86,7 @@ def export_onnx(model: SMTNet, out: str | os.PathLike | None = None, opset: int 
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(net, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                              output_names=list(OUTPUT_NAMES), dynamic_axes=axes, do_constant_folding=True)
+                              output_names=list(output_names), dynamic_axes=axes, do_constant_folding=True)
         except TypeError as e:  # a torch without the TorchScript exporter
             no_torchscript = e
     if no_torchscript is not None:
@@ -73,10 +95,10 @@ def export_onnx(model: SMTNet, out: str | os.PathLike | None = None, opset: int 
                       RuntimeWarning, stacklevel=2)
         buf = io.BytesIO()
         torch.onnx.export(net, (x,), buf, dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                          output_names=list(OUTPUT_NAMES), dynamic_axes=axes)
+                          output_names=list(output_names), dynamic_axes=axes)
     proto = onnx.load_from_string(buf.getvalue())
     meta = {"facelandmarks_smt.config": cfg.to_json(), "facelandmarks_smt.export_version": str(EXPORT_VERSION),
-            "facelandmarks_smt.opset": str(opset), **(metadata or {})}
+            "facelandmarks_smt.opset": str(opset), "facelandmarks_smt.part": part, **(metadata or {})}
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
@@ -107,12 +129,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facelandmarks_smt" / "onnx"
 
 
-def cached_onnx(model: SMTNet, weights_sha256: str, opset: int = OPSET, directory: str | os.PathLike | None = None) -> Path:
-    """The fp32 graph of ``model`` (loaded from weights with that sha256), exported once and cached."""
+def cached_onnx(model: SMTNet, weights_sha256: str, opset: int = OPSET, directory: str | os.PathLike | None = None,
+                part: str = "full") -> Path:
+    """The fp32 graph of ``model`` (loaded from weights with that sha256), exported once and cached;
+    ``part`` as in `export_onnx` (the part is in the file name, so the two never mix)."""
     directory = Path(directory) if directory is not None else cache_dir()
-    path = directory / f"{weights_sha256[:32]}-{model.config.name}-fp32-opset{opset}-v{EXPORT_VERSION}.onnx"
+    kind = "fp32" if part == "full" else f"{part}-fp32"
+    path = directory / f"{weights_sha256[:32]}-{model.config.name}-{kind}-opset{opset}-v{EXPORT_VERSION}.onnx"
     if not path.is_file():
-        export_onnx(model, path, opset=opset, metadata={"facelandmarks_smt.weights_sha256": weights_sha256})
+        export_onnx(model, path, opset=opset, metadata={"facelandmarks_smt.weights_sha256": weights_sha256}, part=part)
     return path
 
 
