@@ -48,12 +48,12 @@ REGISTRY: dict[str, PretrainedWeights] = {
     "smtnet-300w-small": PretrainedWeights(
         name="smtnet-300w-small",
         filename="smtnet-300w-small.safetensors",
-        sha256="209d2ff592c3ec7c4c66f6acb3f55200c1eb3a0b5e75f19d07acc66316075a39",
+        sha256="10623510e775cf841f7a773ef5ac6f81eba363092feda90532f8eadd8f935bd1",
         num_landmarks=68,
-        description="SMT-Net small (128/256), 68 points, v7: the weight-space midpoint of v5 (300-W training "
-                    "folders) and a fine-tune of smtnet-300w-small-wild on real + eos-synthesized turned heads with "
-                    "heavy degradations; 300-W common NME 3.37% (gt boxes), validation: turned faces 14.7 -> 9.5, "
-                    "heavily degraded 10.6 -> 6.7. "
+        description="SMT-Net small (128/256), 68 points, v8: v7 (itself the midpoint of v5 and a fine-tune on "
+                    "eos-synthesized turned heads and heavy degradations) moved 0.3 of the way to a further "
+                    "fine-tune of v7 on real + new turned views; 300-W common NME 3.37% (gt boxes), validation "
+                    "(v5 -> v8): turned faces 14.7 -> 9.0, heavily degraded 10.6 -> 6.0. "
                     "Non-commercial research only (300-W and Surrey Face Model licences). Ships inside the package.",
     ),
     "smtnet-300w-small-wild": PretrainedWeights(
