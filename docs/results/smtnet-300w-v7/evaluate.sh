@@ -3,14 +3,15 @@
 # (reporting only, after the selection on validation): small <= 3.40, tiny <= 3.75.
 #   bash evaluate.sh tiny 0.3     (chosen: the only tiny point under the bar)
 #   bash evaluate.sh small A
+# RUN=8 (as docs/results/smtnet-300w-v8/evaluate.sh sets it) evaluates the ninth run's points instead.
 set -e
-MODEL=$1 ALPHA=$2
+MODEL=$1 ALPHA=$2 RUN=${RUN:-7}
 D=/work/shared/data/landmarks68/300w
 S="python -m facelandmarks_smt.training"
-OUT=docs/results/smtnet-300w-v7
-E=runs/v7_eval/$MODEL
+OUT=docs/results/smtnet-300w-v$RUN
+E=runs/v${RUN}_eval/$MODEL
 mkdir -p $E
-$S export --weights runs/soup7/${MODEL}_a$ALPHA.safetensors --out $E/smtnet-300w-$MODEL.safetensors --half \
+$S export --weights runs/soup$RUN/${MODEL}_a$ALPHA.safetensors --out $E/smtnet-300w-$MODEL.safetensors --half \
   --name smtnet-300w-$MODEL \
   --licence "300-W (iBUG, Imperial College London) and the Surrey Face Model (University of Surrey): non-commercial research only"
 for b in gt detector; do

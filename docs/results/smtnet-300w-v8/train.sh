@@ -12,24 +12,11 @@ git show 63bcdc8:weights/smtnet-300w-small.safetensors > runs/small_v7.safetenso
 git show 63bcdc8:weights/smtnet-300w-tiny.safetensors > runs/tiny_v2.safetensors
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1
 D=/work/shared/data/landmarks68/300w
-L=docs/results/smtnet-300w-small-v5/data_lists.json   # the seed-0 split of v5, small-wild and tiny
 M=${MINUTES:-85}
 S="python -m facelandmarks_smt.training"
-E=${EOS_MODEL:-/work/shared/models/eos_sfm}
-# 1. data: the eighth run's (docs/results/smtnet-300w-v7/train.sh), resumable, skipped when present
-for k in 0 1; do
-  $S synthesize-poses --data $D/afw $D/helen/trainset $D/lfpw/trainset --eos-model $E --max-yaw 90 --seed 0 \
-     --out runs/synth/train --views 4 --only $L:train --no-progress --shard $k/2 &
-done
-wait
-$S synthesize-poses --data $D/afw $D/helen/trainset $D/lfpw/trainset --eos-model $E --max-yaw 90 --seed 1 \
-   --out runs/synth/val --views 3 --only $L:val --no-progress
-$S degrade --data $D/afw $D/helen/trainset $D/lfpw/trainset --out runs/degraded_val1 --per-face 1 --only $L:val \
-   --seed 0 --no-progress
-$S degrade --data $D/afw $D/helen/trainset $D/lfpw/trainset --out runs/degraded_val_hard --per-face 1 --only $L:val \
-   --seed 2 --severity 1 2 --no-progress
+# 1. data: the eighth run's (resumable, skipped when present), plus the second view of each face
+bash docs/results/smtnet-300w-v7/data.sh
 $S select-views --synth runs/synth/train --out runs/synth/train_80_v1 --views 1
-$S select-views --synth runs/synth/val --out runs/synth/val_80
 # 2. the two runs
 AUG="augment.scale=0.1 augment.occlusion_prob=0.25 augment.motion_blur_prob=0.1 augment.color_prob=0.4 \
      augment.grey_prob=0.1 augment.jpeg_prob=0.2 augment.defocus_prob=0.15 augment.lowres_prob=0.1 \
