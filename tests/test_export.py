@@ -102,5 +102,13 @@ def test_trunk_export_is_all_but_the_last_heads(tiny, tmp_path):
     np.testing.assert_allclose(r.numpy(), tr.numpy(), atol=1e-4)
     full, trunk = cached(tiny, "cd" * 32, directory=tmp_path), cached(tiny, "cd" * 32, directory=tmp_path, part="trunk")
     assert full != trunk and "-trunk-" in trunk.name and "-trunk-" not in full.name
+    heads = onnx.load_from_string(export(tiny, part="heads"))
+    assert [i.name for i in heads.graph.input] == ["features", "centre"]
+    assert [o.name for o in heads.graph.output] == ["heatmaps", "residuals"]
+    hs = ort.InferenceSession(heads.SerializeToString(), providers=["CPUExecutionProvider"])
+    gh, gr = hs.run(None, {"features": features, "centre": centre})
+    assert np.abs(gh - h.numpy()).max() <= 1e-4 * np.abs(h.numpy()).max()
+    np.testing.assert_allclose(gr, r.numpy(), atol=1e-5)
+    assert "-heads-" in cached(tiny, "cd" * 32, directory=tmp_path, part="heads").name
     with pytest.raises(ValueError, match="part must be one of"):
-        export(tiny, part="heads")
+        export(tiny, part="neck")

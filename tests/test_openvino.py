@@ -218,12 +218,14 @@ def test_cli_backend_openvino(ov, cache, tmp_path):
 
 
 def test_trunk_graph_with_fp32_heads_matches_torch(ov, torch_tiny, crops):
-    """The path openvino bf16 takes (trunk graph + the last heads in torch), run here in fp32 so that
-    it is checked on every CPU: the same numbers as torch fp32."""
+    """The path openvino bf16 takes (the trunk graph, then the heads graph as a second model), run here
+    in fp32 so that it is checked on every CPU: the same numbers as torch fp32; a graph of the wrong part
+    is refused naming the part."""
     from facelandmarks_smt.runtime.export import export_onnx
 
     model = torch_tiny.model
-    runner = openvino_backend.OpenVINORunner(export_onnx(model, part="trunk"), "fp32", threads=1, heads=model)
+    trunk, heads = export_onnx(model, part="trunk"), export_onnx(model, part="heads")
+    runner = openvino_backend.OpenVINORunner(trunk, "fp32", threads=1, heads=heads)
     x = torch_tiny._to_input(crops[:3])
     heatmaps, residuals = runner(x)
     with torch.inference_mode():
@@ -231,19 +233,25 @@ def test_trunk_graph_with_fp32_heads_matches_torch(ov, torch_tiny, crops):
     assert heatmaps.dtype == torch.float32 and heatmaps.shape == ref_h.shape and residuals.shape == ref_r.shape
     np.testing.assert_allclose(heatmaps.numpy(), ref_h.numpy(), atol=2e-3)
     np.testing.assert_allclose(residuals.numpy(), ref_r.numpy(), atol=2e-3)
-    a, b = runner(x)  # a second call on the same request: the shared trunk buffers are not kept
+    a, b = runner(x)  # a second call on the same requests: the shared trunk buffers are not kept
     np.testing.assert_allclose(a.numpy(), heatmaps.numpy(), atol=0)
+    h1, _ = runner(x[:1])  # another batch size through both models
+    np.testing.assert_allclose(h1.numpy(), heatmaps[:1].numpy(), atol=1e-4)
     with pytest.raises(ValueError, match="trunk graph"):
-        openvino_backend.OpenVINORunner(export_onnx(model, part="trunk"), "fp32", threads=1)
+        openvino_backend.OpenVINORunner(trunk, "fp32", threads=1)
     with pytest.raises(ValueError, match="trunk graph"):
-        openvino_backend.OpenVINORunner(export_onnx(model), "fp32", threads=1, heads=model)
+        openvino_backend.OpenVINORunner(export_onnx(model), "fp32", threads=1, heads=heads)
+    with pytest.raises(ValueError, match="heads graph"):
+        openvino_backend.OpenVINORunner(trunk, "fp32", threads=1, heads=trunk)
 
 
 def test_bf16_runs_the_trunk_and_keeps_the_heads_fp32(ov, cache, torch_tiny, crops):
     if not (openvino_backend.cpu_has_native_bf16() and openvino_backend.openvino_has_bf16()):
         pytest.skip("this CPU has no native bf16")
     det = Detector.from_pretrained("smtnet-300w-tiny", device="cpu", backend="openvino", precision="bf16", threads=1)
-    assert det._runner.heads is det.model and list(cache.glob("*-trunk-fp32-*.onnx"))
+    assert list(cache.glob("*-trunk-fp32-*.onnx")) and list(cache.glob("*-heads-fp32-*.onnx"))
+    assert det._runner.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
+    assert det._runner.compiled_heads.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     # bf16 heads moved argmaxes (+0.09 NME on the common set); with fp32 heads the points stay within a
     # fraction of a pixel of torch fp32 on most landmarks (measured: median 0.04 crop px)
     err = np.linalg.norm(det.predict_crops(crops) - torch_tiny.predict_crops(crops), axis=-1)

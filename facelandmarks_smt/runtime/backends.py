@@ -12,7 +12,7 @@ normalisation) and after (decoding, back to image pixels) is shared by all backe
 - ``openvino`` ``fp32`` / ``int8`` (optional, ``pip install 'facelandmarks_smt[openvino]'``):
   OpenVINO's CPU plugin on those same two cached graphs (`openvino_backend.OpenVINORunner`);
   ``bf16`` only on CPUs with native bf16 (OpenVINO's bf16 inference precision on the network's
-  trunk, the last heads in torch fp32).
+  trunk, the last heads a second OpenVINO model in fp32).
 
 ``"auto"`` (the default of `Detector` and the CLI) is resolved by `resolve_path` to one of these
 from the CPU's features (`auto_path`, docs/benchmarks.md "How the default path is chosen"): openvino
@@ -229,15 +229,28 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
     if backend == "openvino":
         import_openvino()  # a missing package is named before any export work
         check_openvino_precision(precision)
+    heads = []
     if precision == "int8":
         graph = int8_graph(model, weights_sha256, calibration, threads)  # threads: also the calibration session's
     else:
-        # openvino's bf16 runs the trunk graph, its heads in torch fp32 (openvino_backend's docstring)
-        part = "trunk" if backend == "openvino" and precision == "bf16" else "full"
-        graph = cached_onnx(model, weights_sha256, part=part) if weights_sha256 else export_onnx(model, part=part)
+        # openvino's bf16 runs the trunk graph in bf16 and the heads graph in fp32 (openvino_backend's docstring)
+        parts = ("trunk", "heads") if backend == "openvino" and precision == "bf16" else ("full",)
+        graph, *heads = (cached_onnx(model, weights_sha256, part=p) if weights_sha256 else export_onnx(model, part=p)
+                         for p in parts)
     if backend == "openvino":
-        return OpenVINORunner(graph, precision, threads, heads=model if precision == "bf16" else None)
+        return OpenVINORunner(graph, precision, threads, heads=heads[0] if precision == "bf16" else None)
     return OrtRunner(graph, threads)
+
+
+def host_torch_threads(backend: str) -> int | None:
+    """torch's intra-op thread count for the work around a runner's call (normalising the crops,
+    decoding): 1 for the graph backends, ``None`` (the caller's) for torch.
+
+    Around an onnxruntime or OpenVINO call that work is small, and with more threads torch wakes its
+    OpenMP workers, which then spin-wait (libgomp's default) on the cores the runtime's own threads
+    need for the next call: openvino bf16, tiny, batch 1, normalise + network + decode took 16.2 ms
+    with two torch threads and 13.0 with one (2 cores, AVX-512; docs/benchmarks.md)."""
+    return 1 if backend in GRAPH_BACKENDS else None
 
 
 def set_torch_threads(threads: int | None) -> None:
@@ -250,4 +263,4 @@ def set_torch_threads(threads: int | None) -> None:
 __all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "OpenVINORunner", "make_runner",
                           "int8_graph",
                           "cpu_has_native_bf16", "set_torch_threads", "auto_path", "resolve_path",
-                          "onnxruntime_available", "openvino_available", "fallback_path", "auto_precision", "warn_if_slow_bf16")
+                          "onnxruntime_available", "openvino_available", "host_torch_threads", "fallback_path", "auto_precision", "warn_if_slow_bf16")

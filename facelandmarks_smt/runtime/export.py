@@ -6,8 +6,10 @@ what `codec.decode_heatmaps` consumes, so pre- and post-processing stay one shar
 The model config travels in the ONNX metadata (``facelandmarks_smt.config``).
 
 ``part="trunk"`` exports all of the network but the last stack's heads (`SMTNet.trunk`: outputs
-``features`` and ``centre``), for OpenVINO's bf16, which cannot keep single layers in fp32: the
-heads then run in torch fp32 (`SMTNet.last_heads`), as they do under torch's bf16 autocast.
+``features`` and ``centre``) and ``part="heads"`` those heads alone (`SMTNet.last_heads`: inputs
+``features`` and ``centre``, outputs ``heatmaps`` and ``residuals``), for OpenVINO's bf16, which
+cannot keep single layers in fp32: it compiles the trunk in bf16 and the heads as a second, fp32
+model, as torch's bf16 autocast keeps them fp32.
 
 Graphs are exported with torch's TorchScript exporter (``dynamo=False``), which needs no extra
 packages; the torch.export-based exporter is used only where the old one is gone (it needs
@@ -30,8 +32,9 @@ from ..models import SMTNet
 OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("heatmaps", "residuals")
-#: The graph parts `export_onnx` makes, and their outputs.
-PART_OUTPUTS = {"full": OUTPUT_NAMES, "trunk": ("features", "centre")}
+#: The graph parts `export_onnx` makes, their inputs and their outputs.
+PART_INPUTS = {"full": (INPUT_NAME,), "trunk": (INPUT_NAME,), "heads": ("features", "centre")}
+PART_OUTPUTS = {"full": OUTPUT_NAMES, "trunk": ("features", "centre"), "heads": OUTPUT_NAMES}
 #: Bumped whenever the exported graph changes for the same weights, so caches do not go stale.
 EXPORT_VERSION = 1
 
@@ -59,12 +62,23 @@ class _Trunk(torch.nn.Module):
         return self.model.trunk(x)
 
 
+class _LastHeads(torch.nn.Module):
+    """`SMTNet.last_heads`: the trunk's ``(features, centre)`` to the last ``(heatmaps, residuals)``."""
+
+    def __init__(self, model: SMTNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.last_heads(features, centre)
+
+
 def export_onnx(model: SMTNet, out: str | os.PathLike | None = None, opset: int = OPSET,
                 metadata: dict[str, str] | None = None, part: str = "full") -> bytes | Path:
     """Export ``model`` (fp32, eval mode, on CPU) with a dynamic batch axis and check the graph.
 
-    ``part``: ``"full"`` (the last stack's heatmaps and residuals) or ``"trunk"`` (all but the last
-    heads, see the module docstring). Returns the serialised model as bytes when ``out`` is None,
+    ``part``: ``"full"`` (the last stack's heatmaps and residuals), ``"trunk"`` (all but the last
+    heads) or ``"heads"`` (the last heads alone, see the module docstring). Returns the serialised model as bytes when ``out`` is None,
     else writes ``out`` and returns its path. The model itself is left untouched (a CPU fp32 copy is
     exported).
     """
@@ -75,17 +89,20 @@ def export_onnx(model: SMTNet, out: str | os.PathLike | None = None, opset: int 
     if part not in PART_OUTPUTS:
         raise ValueError(f"part must be one of {tuple(PART_OUTPUTS)}, got {part!r}")
     cfg = model.config
-    output_names = PART_OUTPUTS[part]
-    net = (_LastStack if part == "full" else _Trunk)(_cpu_fp32_copy(model)).eval()
-    x = torch.zeros(2, 3, cfg.input_size, cfg.input_size)
-    axes = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in output_names}}
+    input_names, output_names = PART_INPUTS[part], PART_OUTPUTS[part]
+    net = {"full": _LastStack, "trunk": _Trunk, "heads": _LastHeads}[part](_cpu_fp32_copy(model)).eval()
+    x = (torch.zeros(2, 3, cfg.input_size, cfg.input_size),)
+    if part == "heads":  # the heads' inputs are the trunk's outputs, whatever their shapes
+        with torch.no_grad():
+            x = tuple(t.contiguous() for t in net.model.trunk(x[0]))
+    axes = {name: {0: "batch"} for name in input_names + output_names}
     buf = io.BytesIO()
     no_torchscript = None
     with warnings.catch_warnings():
         # The TorchScript exporter announces its deprecation and traces the input-shape check.
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(net, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+            torch.onnx.export(net, x, buf, dynamo=False, opset_version=opset, input_names=list(input_names),
                               output_names=list(output_names), dynamic_axes=axes, do_constant_folding=True)
         except TypeError as e:  # a torch without the TorchScript exporter
             no_torchscript = e
@@ -94,7 +111,7 @@ def export_onnx(model: SMTNet, out: str | os.PathLike | None = None, opset: int 
                       "with the torch.export-based exporter instead (needs onnxscript; the graph may differ)",
                       RuntimeWarning, stacklevel=2)
         buf = io.BytesIO()
-        torch.onnx.export(net, (x,), buf, dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+        torch.onnx.export(net, x, buf, dynamo=True, opset_version=opset, input_names=list(input_names),
                           output_names=list(output_names), dynamic_axes=axes)
     proto = onnx.load_from_string(buf.getvalue())
     meta = {"facelandmarks_smt.config": cfg.to_json(), "facelandmarks_smt.export_version": str(EXPORT_VERSION),

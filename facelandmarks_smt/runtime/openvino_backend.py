@@ -17,8 +17,10 @@ Compile settings (`compile_config`):
   (unlike torch, which emulates bf16 slowly and warns). OpenVINO's bf16 has no way to keep single
   layers in fp32, and the heatmap head in bf16 moves the argmax (300-W common set: +0.09 NME for
   tiny, +0.10 for small), so bf16 compiles the *trunk* graph (`export.export_onnx(part="trunk")`)
-  and runs the last stack's heads in torch fp32 (`SMTNet.last_heads`), as torch's bf16 autocast
-  does: +0.002 / -0.000 NME.
+  in bf16 and the last stack's heads (``part="heads"``) as a second model in fp32, as torch's bf16
+  autocast keeps them: +0.002 / -0.000 NME. Both run on OpenVINO's threads: the heads in torch
+  instead (as first built) woke torch's OpenMP workers, whose spin-wait then slowed OpenVINO's
+  next call (tiny, batch 1, with the decoding: 16.2 -> 13.0 ms/face; docs/benchmarks.md).
 
 A compiled model is shared; each thread gets its own ``InferRequest`` (an infer request is not
 safe to use from two threads at once), so one runner, and one `Detector`, can serve many threads.
@@ -32,8 +34,8 @@ from pathlib import Path
 
 import torch
 
-from .device import cpu_has_native_bf16, torch_threads
-from .export import OUTPUT_NAMES, PART_OUTPUTS
+from .device import cpu_has_native_bf16
+from .export import PART_INPUTS, PART_OUTPUTS
 
 INSTALL_HINT = "pip install 'facelandmarks_smt[openvino]'"
 #: OpenVINO's name of each precision's ``INFERENCE_PRECISION_HINT``.
@@ -91,48 +93,62 @@ def compile_config(precision: str, threads: int | None) -> dict[str, str]:
     return config
 
 
+def _compile(core, graph, config: dict[str, str], part: str):
+    """``graph`` (a path or serialised ONNX bytes) compiled for the CPU, checked to be that part."""
+    compiled = core.compile_model(core.read_model(graph) if isinstance(graph, bytes) else str(Path(graph)), "CPU",
+                                  config)
+    names = ({n for port in compiled.inputs for n in port.get_names()},
+             {n for port in compiled.outputs for n in port.get_names()})
+    want = (set(PART_INPUTS[part]), set(PART_OUTPUTS[part]))
+    if not (want[0] <= names[0] and want[1] <= names[1]):
+        hint = {"full": "pass the full graph, or the trunk graph with heads",
+                "trunk": "pass the trunk graph (export_onnx(part='trunk')) with heads",
+                "heads": "pass the heads graph (export_onnx(part='heads')) as heads"}[part]
+        raise ValueError(f"the graph's inputs {sorted(names[0])} / outputs {sorted(names[1])} are not the "
+                         f"{part} graph's {list(PART_INPUTS[part])} / {list(PART_OUTPUTS[part])}: {hint}")
+    return compiled
+
+
 class OpenVINORunner:
     """An OpenVINO CPU compiled model of an exported graph (a path or serialised ONNX bytes):
     normalised NCHW float32 crops in, fp32 ``(heatmaps, residuals)`` out, as the other runners.
-    With ``heads`` (an `SMTNet` on the CPU, only read) the graph is the trunk and
-    ``heads.last_heads`` turns its outputs into heatmaps and residuals in torch fp32."""
+    With ``heads`` (the heads graph, `export.export_onnx(part="heads")`) the graph is the trunk,
+    compiled at ``precision``, and the heads a second model compiled in fp32."""
 
     def __init__(self, graph: str | os.PathLike | bytes, precision: str = "fp32", threads: int | None = None,
-                 heads=None) -> None:
+                 heads: str | os.PathLike | bytes | None = None) -> None:
         core = openvino_core()
         check_openvino_precision(precision, core)
-        self.precision, self.threads, self.heads = precision, threads, heads
+        self.precision, self.threads = precision, threads
         self.config = compile_config(precision, threads)
-        model = core.read_model(graph) if isinstance(graph, bytes) else str(Path(graph))
-        self.compiled = core.compile_model(model, "CPU", self.config)
-        self.output_names = PART_OUTPUTS["trunk" if heads is not None else "full"]
-        found = {name for out in self.compiled.outputs for name in out.get_names()}
-        if not set(self.output_names) <= found:
-            raise ValueError(f"the graph's outputs {sorted(found)} are not {list(self.output_names)}: "
-                             + ("pass the trunk graph (export_onnx(part='trunk')) with heads" if heads is not None
-                                else "pass the full graph, or the trunk graph with heads"))
+        self.compiled = _compile(core, graph, self.config, "full" if heads is None else "trunk")
+        self.compiled_heads = None if heads is None else _compile(core, heads, compile_config("fp32", threads), "heads")
         self._local = threading.local()
 
-    def _request(self):
-        request = getattr(self._local, "request", None)
+    def _request(self, compiled=None):
+        """This thread's infer request of ``compiled`` (default: the main graph)."""
+        compiled = compiled or self.compiled
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = {}
+        request = requests.get(id(compiled))
         if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
+            request = requests[id(compiled)] = compiled.create_infer_request()
         return request
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().cpu().float().contiguous().numpy()
         # share_inputs: no copy of the crops (the array outlives the synchronous call); outputs are
         # copied (share_outputs=False), so a later call on this thread's request cannot change them
-        if self.heads is None:
+        if self.compiled_heads is not None:
+            # the trunk's outputs are read in place: the heads consume them before this thread's
+            # trunk request runs again
+            trunk = self._request().infer({0: x}, share_inputs=True, share_outputs=True)
+            out = self._request(self.compiled_heads).infer({name: trunk[name] for name in PART_INPUTS["heads"]},
+                                                           share_inputs=True, share_outputs=False)
+        else:
             out = self._request().infer({0: x}, share_inputs=True, share_outputs=False)
-            return tuple(torch.from_numpy(out[name]) for name in self.output_names)
-        # the trunk's outputs are read in place: the heads consume them before this thread's
-        # request runs again, and return new tensors
-        out = self._request().infer({0: x}, share_inputs=True, share_outputs=True)
-        features, centre = (torch.from_numpy(out[name]) for name in self.output_names)
-        with torch_threads(self.threads), torch.inference_mode():
-            heatmaps, residuals = self.heads.last_heads(features, centre)
-        return heatmaps, residuals
+        return tuple(torch.from_numpy(out[name]) for name in PART_OUTPUTS["full"])
 
 
 __all__ = ["OpenVINORunner", "import_openvino", "openvino_core", "openvino_has_bf16", "check_openvino_precision",
