@@ -37,11 +37,11 @@ import numpy as np
 import torch
 
 from facelandmarks_smt import Detector, hub
-from facelandmarks_smt.backends import cpu_has_native_bf16
-from facelandmarks_smt.runtime.backends import AUTO, resolve_path
+from facelandmarks_smt.runtime.device import cpu_has_native_bf16
+from facelandmarks_smt.runtime.backends import AUTO, GRAPH_BACKENDS, resolve_path
 from facelandmarks_smt.face_detection import get_face_detector
 from facelandmarks_smt.images import load_image
-from facelandmarks_smt.tracking import FaceTracker
+from facelandmarks_smt.video import FaceTracker
 from facelandmarks_smt.weights_io import sha256_file
 
 from machine import cpu_name  # benchmarks/ scripts run from this folder
@@ -271,6 +271,17 @@ def main() -> None:
             extra.append({"what": f"video, tracked (detector every {TRACK_REDETECT} frames, max_side={VIDEO_MAX_SIDE}) "
                                   f"+ {config} {backend} {precision} ({label}): per frame",
                           "ms_b1": round(tracked_ms_per_frame(det, frame, args.repeats), 2)})
+            if i == 0 and backend in GRAPH_BACKENDS:
+                # as the CLI runs it: torch at one thread around the runtime's call (its OpenMP
+                # workers would spin on the runtime's cores; cli.detect.quiet_torch_around_graph_runtime)
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    ms = tracked_ms_per_frame(det, frame, args.repeats)
+                finally:
+                    torch.set_num_threads(threads)
+                extra.append({"what": "  the same with torch at one thread (as the CLI runs it): per frame",
+                              "ms_b1": round(ms, 2)})
     for row in (dlib_row(frame, frame_box, args.repeats), fan_row(args.repeats, args.threads),
                 *(gpu_row(c, weights_for(c)[0]) for c in args.configs)):
         if row is not None:

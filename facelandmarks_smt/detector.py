@@ -18,8 +18,8 @@ from .geometry import crop_matrix, invert_affine, normalise_crops, normalise_uni
 from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
 from .models import SMTNet
 from .result import Face
-from .runtime.backends import AUTO, GRAPH_BACKENDS, fallback_path, host_torch_threads, make_runner, resolve_path
-from .runtime.device import resolve_device, torch_threads
+from .runtime.backends import AUTO, GRAPH_BACKENDS, fallback_path, make_runner, resolve_path
+from .runtime.device import resolve_device
 from .schemes import get_scheme, mirror_points, scheme_conversion
 from .weights_io import load_model, sha256_file
 
@@ -149,7 +149,6 @@ class Detector:
                           f"{e}); running {fallback[0]} {fallback[1]} instead", RuntimeWarning, stacklevel=2)
             self.backend, self.precision = fallback
             self._runner = make_runner(self.model, *fallback, threads, sha256, calibration)
-        self._host_threads = host_torch_threads(self.backend)  # torch's threads around the runner's call
         self._face_detector_spec = face_detector
         self._face_detector = None
         self.scheme, self._conversion = self._output_scheme(scheme)
@@ -265,9 +264,7 @@ class Detector:
         step = max(1, self.batch_size // 2) if self.flip_test else self.batch_size
         coords, scores = [], []
         for i in range(0, len(crops), step):
-            with torch_threads(self._host_threads):
-                x = self._to_input(crops[i:i + step])
-            c, s = self._predict_normalised(x)
+            c, s = self._predict_normalised(self._to_input(crops[i:i + step]))
             coords.append(c)
             scores.append(s)
         if coords:
@@ -286,13 +283,11 @@ class Detector:
         cfg = self.config
         n = x.shape[0]
         if self.flip_test:
-            with torch_threads(self._host_threads):
-                x = torch.cat([x, x.flip(-1)])
+            x = torch.cat([x, x.flip(-1)])
         heatmaps, residuals = self._runner(x)
-        with torch_threads(self._host_threads):
-            c, s = decode_heatmaps(heatmaps, residuals, cfg.theta)
-            pts = heatmap_to_crop(c, cfg.heatmap_stride).float().cpu().numpy()
-            sc = s.float().cpu().numpy()
+        c, s = decode_heatmaps(heatmaps, residuals, cfg.theta)
+        pts = heatmap_to_crop(c, cfg.heatmap_stride).float().cpu().numpy()
+        sc = s.float().cpu().numpy()
         if self.flip_test:
             perm = list(get_scheme(cfg.scheme).flip_permutation)
             pts = 0.5 * (pts[:n] + mirror_points(pts[n:], cfg.input_size, perm))

@@ -185,28 +185,3 @@ def test_passive_wait_policy_stops_onnxruntime_spinning(monkeypatch, torch_det):
     except RuntimeError:  # not set: ORT's default, spinning allowed
         spinning = None
     assert spinning != "0"
-
-
-def test_work_around_a_graph_runner_uses_one_torch_thread(torch_det, ort_det, crops, monkeypatch):
-    """Around an onnxruntime (or openvino) call, normalising and decoding run with one torch thread (so
-    torch's OpenMP workers do not spin on the runtime's cores); the torch backend keeps the caller's
-    count; the caller's count is back afterwards either way."""
-    import facelandmarks_smt.detector as detector_module
-
-    seen = []
-    decode = detector_module.decode_heatmaps
-
-    def recording_decode(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return decode(*args, **kwargs)
-
-    monkeypatch.setattr(detector_module, "decode_heatmaps", recording_decode)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        ort_det.predict_crops(crops[:2])
-        torch_det.predict_crops(crops[:2])
-        assert seen == [1, 2]
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)

@@ -212,3 +212,38 @@ def test_detector_max_side_still_finds_the_face(tmp_path):
     (face,) = result["files"][0]["faces"]
     pts = np.array(face["landmarks"])
     assert np.all((pts > 20) & (pts < 236))  # on the face in the full-size image's pixels
+
+
+def test_graph_backend_runs_with_one_torch_thread_and_gives_the_count_back(tmp_path, monkeypatch):
+    """With onnxruntime (or openvino) the command gives torch one thread while it runs (torch only
+    normalises and decodes around the runtime's call, and its spinning workers would slow that call),
+    and puts the caller's count back when it returns; with torch the count is left alone."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from facelandmarks_smt.cli import detect as detect_cli
+    from facelandmarks_smt.detector import Detector
+
+    seen = []
+    original = Detector.detect
+
+    def recording(self, *args, **kwargs):
+        seen.append((self.backend, torch.get_num_threads()))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "detect", recording)
+    path = tmp_path / "face.jpg"
+    cv2.imwrite(str(path), face_image())
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for backend in ("onnxruntime", "torch"):
+            rc = cli.main(["detect", str(path), "--out", str(tmp_path / backend), "--no-progress", "--no-annotate",
+                           "--device", "cpu", "--weights", "smtnet-300w-tiny", "--backend", backend,
+                           "--precision", "fp32"])
+            assert rc == 0 and torch.get_num_threads() == 2
+        assert seen == [("onnxruntime", 1), ("torch", 2)]
+    finally:
+        torch.set_num_threads(before)
+    detect_cli.quiet_torch_around_graph_runtime("torch")
+    assert torch.get_num_threads() == before

@@ -242,17 +242,6 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
     return OrtRunner(graph, threads)
 
 
-def host_torch_threads(backend: str) -> int | None:
-    """torch's intra-op thread count for the work around a runner's call (normalising the crops,
-    decoding): 1 for the graph backends, ``None`` (the caller's) for torch.
-
-    Around an onnxruntime or OpenVINO call that work is small, and with more threads torch wakes its
-    OpenMP workers, which then spin-wait (libgomp's default) on the cores the runtime's own threads
-    need for the next call: openvino bf16, tiny, batch 1, normalise + network + decode took 16.2 ms
-    with two torch threads and 13.0 with one (2 cores, AVX-512; docs/benchmarks.md)."""
-    return 1 if backend in GRAPH_BACKENDS else None
-
-
 def set_torch_threads(threads: int | None) -> None:
     """Set torch's process-wide intra-op thread count (kept for old callers; `Detector` no longer
     calls it: its ``threads`` apply to its own calls only, see `TorchRunner`)."""
@@ -263,4 +252,4 @@ def set_torch_threads(threads: int | None) -> None:
 __all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "OpenVINORunner", "make_runner",
                           "int8_graph",
                           "cpu_has_native_bf16", "set_torch_threads", "auto_path", "resolve_path",
-                          "onnxruntime_available", "openvino_available", "host_torch_threads", "fallback_path", "auto_precision", "warn_if_slow_bf16")
+                          "onnxruntime_available", "openvino_available", "fallback_path", "auto_precision", "warn_if_slow_bf16")
