@@ -18,9 +18,11 @@ Compile settings (`compile_config`):
   layers in fp32, and the heatmap head in bf16 moves the argmax (300-W common set: +0.09 NME for
   tiny, +0.10 for small), so bf16 compiles the *trunk* graph (`export.export_onnx(part="trunk")`)
   in bf16 and the last stack's heads (``part="heads"``) as a second model in fp32, as torch's bf16
-  autocast keeps them: +0.002 / -0.000 NME. Both run on OpenVINO's threads: the heads in torch
-  instead (as first built) woke torch's OpenMP workers, whose spin-wait then slowed OpenVINO's
-  next call (tiny, batch 1, with the decoding: 16.2 -> 13.0 ms/face; docs/benchmarks.md).
+  autocast keeps them: +0.002 / -0.000 NME. Both run on OpenVINO's threads: the heads in torch (as
+  first built) ran at the detector's thread count inside every call, which woke torch's OpenMP
+  workers, whose spin-wait then slowed OpenVINO's next call even in a process that keeps torch at
+  one thread, as the CLI does (tiny, batch 1, with the decoding, torch at one thread: 16.0 -> 13.0
+  ms/face; docs/benchmarks.md).
 
 A compiled model is shared; each thread gets its own ``InferRequest`` (an infer request is not
 safe to use from two threads at once), so one runner, and one `Detector`, can serve many threads.
