@@ -1,9 +1,9 @@
 """Static int8 quantisation of an exported SMT-Net graph with ONNX Runtime.
 
 Recipe (stored in the int8 model's metadata as ``facelandmarks_smt.calibration``): QDQ format,
-int8 per-channel weights, uint8 per-tensor activations, the heatmap and coordinate heads left in
-fp32 (quantising them cost 0.54 validation NME, keeping them 0.06, for 1 % of the FLOPs:
-docs/benchmarks.md), MinMax ranges calibrated on 32 (`DEFAULT_NUM_CROPS`)
+int8 per-channel weights, uint8 per-tensor activations, the heatmap and coordinate heads and the
+last stack's feature block that feeds them left in fp32 (`fp32_nodes`; quantising the heads cost
+0.54 validation NME, keeping them 0.06-0.09, keeping the block too 0.02-0.04: docs/benchmarks.md), MinMax ranges calibrated on 32 (`DEFAULT_NUM_CROPS`)
 face crops made with the library's own crop code (`geometry.crop_matrix` around each face's
 ground-truth landmark box) from *training* folders, drawn with a fixed seed. Calibrating on test
 faces would leak them into the reported accuracy, so never pass the 300-W common or challenge sets.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -43,9 +44,26 @@ CALIBRATION_SESSION = "own session, ORT_ENABLE_ALL"
 #: Everything about the quantisation except the data; part of the int8 cache key.
 QUANT_SETTINGS = {"format": "QDQ", "weights": "int8 per-channel", "activations": "uint8 per-tensor",
                   "calibration_method": "MinMax", "reduce_range": "auto", "ops": ["Conv", "Gemm", "MatMul"],
-                  "fp32_nodes": "heatmap_heads.*, coord_heads.*", "calibration_batch": CALIBRATION_BATCH}
+                  "fp32_nodes": "heatmap_heads.*, coord_heads.*, the last stack's features.*",
+                  "calibration_batch": CALIBRATION_BATCH}
 #: Nodes whose names hold one of these stay fp32: the heads decide the argmax and the sub-pixel residual.
 FP32_NODE_PATTERNS = ("/heatmap_heads.", "/coord_heads.")
+_FEATURE_BLOCK = re.compile(r"/features\.(\d+)/")
+
+
+def fp32_nodes(graph) -> list[str]:
+    """The nodes an int8 graph keeps fp32: the heads (`head_nodes`) and the last stack's feature
+    block, which feeds them. Chosen on the validation split of the 300-W training folders
+    (`benchmarks/int8_variants.py`, 256 calibration crops; fp32 -> int8 NME): small v8 +0.087 with the
+    heads alone fp32, +0.043 with this block too; tiny v2 +0.044 / +0.015. Keeping the stem's first
+    convolution or the last hourglass's top level fp32 as well did not help (docs/benchmarks.md)."""
+    import onnx
+
+    proto = graph if isinstance(graph, onnx.ModelProto) else onnx.load(str(graph), load_external_data=False)
+    names = [n.name for n in proto.graph.node]
+    stacks = [int(m.group(1)) for m in map(_FEATURE_BLOCK.search, names) if m]
+    last = f"/features.{max(stacks)}/" if stacks else None
+    return [n for n in names if any(p in n for p in FP32_NODE_PATTERNS) or (last is not None and last in n)]
 
 
 def head_nodes(graph) -> list[str]:
@@ -187,11 +205,14 @@ def calibrate_ranges(model: str | os.PathLike, reader, augmented: str | os.PathL
     return ranges
 
 
+default_fp32_nodes = fp32_nodes  # `quantize_int8`'s argument of the same name hides the function
+
+
 def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, recipe: dict | None = None,
                   fp32_nodes: Sequence[str] | None = None, threads: int | None = None) -> Path:
     """Write the int8 QDQ version of an exported fp32 graph, calibrated on uint8 NHWC ``crops``
     (an array, or any iterable of HxWx3 crops: they are streamed, `CropBatches`).
-    ``fp32_nodes``: nodes left unquantised (default: the heads, `head_nodes`). ``threads``: intra-op
+    ``fp32_nodes``: nodes left unquantised (default: `fp32_nodes`, the heads and the block feeding them). ``threads``: intra-op
     threads of the calibration session (default: onnxruntime's, one per physical core)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -209,7 +230,7 @@ def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, 
                   calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANT_SETTINGS["ops"])
     with tempfile.TemporaryDirectory() as tmp:
         prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
-        exclude = list(head_nodes(prepped) if fp32_nodes is None else fp32_nodes)
+        exclude = list(default_fp32_nodes(prepped) if fp32_nodes is None else fp32_nodes)
         q = Path(tmp) / "int8.onnx"
         if _own_calibration_supported():
             from onnxruntime.quantization.calibrate import save_tensors_data
