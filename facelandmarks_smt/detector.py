@@ -18,7 +18,8 @@ from .geometry import crop_matrix, invert_affine, normalise_crops, normalise_uni
 from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
 from .models import SMTNet
 from .result import Face
-from .runtime.backends import AUTO, GRAPH_BACKENDS, fallback_path, make_runner, resolve_path
+from .runtime.backends import AUTO, GRAPH_BACKENDS, auto_int8_possible, fallback_path, make_runner, resolve_path
+from .runtime.graphs import shipped_int8_ranges
 from .runtime.device import resolve_device
 from .schemes import get_scheme, mirror_points, scheme_conversion
 from .weights_io import load_model, sha256_file
@@ -130,7 +131,11 @@ class Detector:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive int or None, got {threads!r}")
         fully_auto = backend == AUTO and precision == AUTO
-        backend, precision = resolve_path(backend, precision, self.device)
+        int8_ready = False
+        if fully_auto and auto_int8_possible(self.device) and isinstance(weights, (str, os.PathLike)):
+            sha256 = sha256 or sha256_file(weights)
+            int8_ready = shipped_int8_ranges(sha256) is not None
+        backend, precision = resolve_path(backend, precision, self.device, int8_ready)
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size or batch_size_for(self.model.config, memory_limit_mb)
         self.backend, self.precision, self.threads, self.flip_test = backend, precision, threads, bool(flip_test)
@@ -139,16 +144,18 @@ class Detector:
                              f"{model.config.num_landmarks} landmarks")
         if backend in GRAPH_BACKENDS and sha256 is None and isinstance(weights, (str, os.PathLike)):
             sha256 = sha256_file(weights)
-        try:
-            self._runner = make_runner(self.model, backend, precision, threads, sha256, calibration)
-        except Exception as e:  # an automatic choice of an ONNX runtime must never make a working torch fail
-            if not (fully_auto and backend in GRAPH_BACKENDS):
-                raise
-            fallback = fallback_path(backend, precision)
-            warnings.warn(f"backend='auto' chose {backend} {precision}, which failed to start here ({type(e).__name__}: "
-                          f"{e}); running {fallback[0]} {fallback[1]} instead", RuntimeWarning, stacklevel=2)
-            self.backend, self.precision = fallback
-            self._runner = make_runner(self.model, *fallback, threads, sha256, calibration)
+        while True:
+            try:
+                self._runner = make_runner(self.model, self.backend, self.precision, threads, sha256, calibration)
+                break
+            except Exception as e:  # an automatic choice of an ONNX runtime must never make a working torch fail
+                if not (fully_auto and self.backend in GRAPH_BACKENDS):
+                    raise
+                fallback = fallback_path(self.backend, self.precision)
+                warnings.warn(f"backend='auto' chose {self.backend} {self.precision}, which failed to start here "
+                              f"({type(e).__name__}: {e}); running {fallback[0]} {fallback[1]} instead",
+                              RuntimeWarning, stacklevel=2)
+                self.backend, self.precision = fallback
         self._face_detector_spec = face_detector
         self._face_detector = None
         self.scheme, self._conversion = self._output_scheme(scheme)

@@ -21,7 +21,7 @@ def _pin_auto_path():
 
     patch = pytest.MonkeyPatch()
     real = backends.auto_path, backends.auto_precision
-    patch.setattr(backends, "auto_path", lambda device: ("torch", "fp32"))
+    patch.setattr(backends, "auto_path", lambda device, int8_ready=False: ("torch", "fp32"))
     patch.setattr(backends, "auto_precision", lambda backend, device: "fp32")
     yield real
     patch.undo()

@@ -16,6 +16,7 @@ import torch
 from facelandmarks_smt import Detector
 from facelandmarks_smt.runtime import backends, device
 from facelandmarks_smt.runtime.backends import OrtRunner, TorchRunner, auto_path, resolve_path
+from facelandmarks_smt.weights_io import save_weights
 
 from conftest import synthetic_faces
 
@@ -91,12 +92,59 @@ def test_auto_openvino_falls_back_to_torch_bf16_when_it_cannot_start(cpu, monkey
         Detector.from_config("tiny", device="cpu", backend="openvino", precision="bf16")
 
 
-def test_int8_is_never_chosen(cpu):
+def test_int8_only_for_weights_with_shipped_ranges_on_native_bf16_cpus_with_openvino(cpu):
+    """int8 is chosen only where it was measured within the NME budget and faster: openvino on a
+    native-bf16 (and so VNNI) CPU, for weights that ship int8 ranges; never by a half-auto request."""
+    cpu(native_bf16=True, ov=True)
+    assert auto_path(CPU, int8_ready=True) == ("openvino", "int8")
+    assert auto_path(CPU) == ("openvino", "bf16")
+    cpu(native_bf16=True, ov=False)
+    assert auto_path(CPU, int8_ready=True) == ("torch", "bf16")
+    cpu(native_bf16=False, ov=True)
+    assert auto_path(CPU, int8_ready=True) == ("onnxruntime", "fp32")
+    assert auto_path(torch.device("cuda"), int8_ready=True) == ("torch", "fp32")
     for native in (True, False):
         for ort in (True, False):
-            cpu(native, ort)
-            for backend in ("auto", "torch", "onnxruntime"):
-                assert resolve_path(backend, "auto", CPU)[1] != "int8"
+            for ov in (True, False):
+                cpu(native, ort, ov)
+                for backend in ("auto", "torch", "onnxruntime", "openvino"):
+                    if backend == "auto" or ov or backend != "openvino":
+                        assert resolve_path(backend, "auto", CPU)[1] != "int8"
+    assert backends.fallback_path("openvino", "int8") == ("openvino", "bf16")
+
+
+def test_auto_runs_openvino_int8_for_the_shipped_tiny(cpu, monkeypatch, tmp_path):
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("FACELANDMARKS_SMT_CACHE", str(tmp_path))
+    cpu(native_bf16=True, ov=True)
+    det = Detector.from_pretrained("smtnet-300w-tiny", device="cpu", threads=1)
+    assert (det.backend, det.precision) == ("openvino", "int8")
+    assert len(list(tmp_path.glob("*-int8-*.onnx"))) == 1  # built from the shipped ranges, no data given
+    other = tmp_path / "other.safetensors"  # weights that ship no ranges: not int8
+    save_weights(det.model, det.config, other)
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)  # so that this runs on every CPU
+    assert Detector(other, device="cpu", threads=1).precision != "int8"
+
+
+def test_auto_openvino_int8_falls_back_to_openvino_bf16(cpu, monkeypatch, tmp_path):
+    monkeypatch.setenv("FACELANDMARKS_SMT_CACHE", str(tmp_path))
+    cpu(native_bf16=True, ov=True)
+    made = []
+
+    class FakeRunner:
+        def __init__(self, graph, precision, threads, heads=None):
+            made.append(precision)
+
+    def no_int8(*args, **kwargs):
+        raise ValueError("the int8 ranges do not fit this graph")
+
+    monkeypatch.setattr(backends, "int8_graph", no_int8)
+    monkeypatch.setattr(backends, "OpenVINORunner", FakeRunner)
+    monkeypatch.setattr(backends, "import_openvino", lambda: None)
+    monkeypatch.setattr(backends, "check_openvino_precision", lambda precision: None)
+    with pytest.warns(RuntimeWarning, match="openvino int8, which failed.*do not fit.*openvino bf16"):
+        det = Detector.from_pretrained("smtnet-300w-tiny", device="cpu", threads=1)
+    assert (det.backend, det.precision) == ("openvino", "bf16") and made == ["bf16"]
 
 
 def test_half_auto_and_explicit_requests(cpu):

@@ -146,3 +146,62 @@ def test_reduce_range_follows_the_cpu_and_is_part_of_the_cache_key(monkeypatch):
         assert device.cpu_int8_saturates() is False
     finally:
         device.cpu_int8_saturates.cache_clear()
+
+
+def test_shipped_int8_ranges_rebuild_the_calibrated_graph_without_data(monkeypatch, tmp_path):
+    """Ranges written beside a weights file (`graphs.write_int8_ranges`, `export --int8-ranges`) let
+    int8 build without calibration data: the same graph as calibrating on those folders; ranges that
+    do not fit the graph, or a damaged file, are refused naming the file."""
+    import json
+
+    import onnx
+
+    from conftest import synthetic_faces
+    from facelandmarks_smt import Detector, cli
+    from facelandmarks_smt.weights_io import save_weights, sha256_file
+    from test_trainer import _write_pts_folder
+
+    folder = tmp_path / "calib"
+    _write_pts_folder(folder, synthetic_faces(6, seed=5))
+    cfg = micro_model()
+    torch_model = SMTNet(cfg).eval()
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    weights = weights_dir / "micro.safetensors"
+    save_weights(torch_model, cfg, weights)
+    rc = cli.main(["export", "--weights", str(weights), "--out", str(weights_dir / "micro.int8-ranges.json"),
+                   "--int8-ranges", "--calibration", str(folder)])
+    assert rc == 0
+    ranges_file = weights_dir / "micro.int8-ranges.json"
+    data = json.loads(ranges_file.read_text())
+    assert data["weights_sha256"] == sha256_file(weights) and data["recipe"]["folders"] == ["calib"]
+    assert all(lo <= hi for lo, hi in data["ranges"].values()) and len(data["ranges"]) > 10
+
+    monkeypatch.setenv("FACELANDMARKS_SMT_WEIGHTS", str(weights_dir))
+    monkeypatch.setenv("FACELANDMARKS_SMT_CACHE", str(tmp_path / "cache_shipped"))
+    assert graphs.shipped_int8_ranges(sha256_file(weights)) == ranges_file
+    shipped = Detector(weights, device="cpu", backend="onnxruntime", precision="int8", threads=1)
+    from_ranges = list((tmp_path / "cache_shipped").glob("*-int8-*.onnx"))
+    assert len(from_ranges) == 1
+    monkeypatch.setenv("FACELANDMARKS_SMT_CACHE", str(tmp_path / "cache_calibrated"))
+    calibrated = Detector(weights, device="cpu", backend="onnxruntime", precision="int8", threads=1,
+                          calibration=[folder])
+    from_data = list((tmp_path / "cache_calibrated").glob("*-int8-*.onnx"))
+    a, b = (onnx.load(str(p[0])) for p in (from_ranges, from_data))
+    ia = {i.name: onnx.numpy_helper.to_array(i) for i in a.graph.initializer}
+    ib = {i.name: onnx.numpy_helper.to_array(i) for i in b.graph.initializer}
+    assert set(ia) == set(ib) and all(np.array_equal(ia[k], ib[k]) for k in ia)
+    crops = _crops(2, cfg.input_size, seed=9)
+    np.testing.assert_array_equal(shipped.predict_crops(crops), calibrated.predict_crops(crops))
+
+    # ranges that lack a tensor of this graph (another export) and a damaged file: clear errors
+    monkeypatch.setenv("FACELANDMARKS_SMT_CACHE", str(tmp_path / "cache_bad"))
+    dropped = dict(data, ranges={k: v for i, (k, v) in enumerate(sorted(data["ranges"].items())) if i})
+    ranges_file.write_text(json.dumps(dropped))
+    with pytest.raises(ValueError, match=r"micro\.int8-ranges\.json: the int8 ranges do not fit this graph"):
+        Detector(weights, device="cpu", backend="onnxruntime", precision="int8", threads=1)
+    ranges_file.write_text(json.dumps(dict(data, format=99)))
+    with pytest.raises(ValueError, match="not an int8 ranges file"):
+        Detector(weights, device="cpu", backend="onnxruntime", precision="int8", threads=1)
+    with pytest.raises(ValueError, match="needs --calibration"):
+        cli.main(["export", "--weights", str(weights), "--out", str(tmp_path / "r.json"), "--int8-ranges"])

@@ -2,6 +2,7 @@
 
     facelandmarks-smt export --weights smtnet-300w-small --out model.onnx
     facelandmarks-smt export --weights W --out model-int8.onnx --int8 --calibration 300w/afw 300w/helen/trainset
+    facelandmarks-smt export --weights W.safetensors --out W.int8-ranges.json --int8-ranges --calibration 300w/afw ...
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", nargs="+", metavar="DIR",
                    help="folders of images + .pts (training data) to calibrate int8 activations on")
     p.add_argument("--num-calibration", type=int, default=None, help="number of calibration crops")
+    p.add_argument("--int8-ranges", action="store_true",
+                   help="write the int8 calibration ranges (JSON) to --out instead of a graph: shipped beside the "
+                        "weights as <name>.int8-ranges.json, they let precision='int8' build its graph without "
+                        "calibration data (needs --calibration)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime.graphs import export_weights
+    from ..runtime.graphs import export_weights, write_int8_ranges
+
+    if args.int8_ranges:
+        if not args.calibration:
+            raise ValueError("--int8-ranges needs --calibration folders of annotated training faces")
+        out = write_int8_ranges(args.weights, args.calibration, args.out)
+        print(json.dumps({"out": str(out), "kind": "int8 ranges"}, indent=2))
+        return 0
 
     summary = export_weights(args.weights, args.out, opset=args.opset, int8=args.int8, calibration=args.calibration,
                              num_calibration=args.num_calibration)

@@ -72,25 +72,35 @@ def openvino_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("openvino", "onnx"))
 
 
-def auto_path(device: torch.device) -> tuple[str, str]:
+def auto_path(device: torch.device, int8_ready: bool = False) -> tuple[str, str]:
     """``(backend, precision)`` that ``"auto"`` means on ``device``: the fastest measured path whose
     300-W common-set NME cost is <= 0.05 (docs/benchmarks.md, "How the default path is chosen"):
 
     - CUDA: torch fp32;
-    - a CPU with native bf16 (AVX-512 BF16 or AMX, `device.cpu_has_native_bf16`): openvino bf16
-      when the optional openvino is installed (1.3-1.7x faster than torch bf16 at batch 1 on the
-      AVX-512 machine), else torch bf16 (1.5-1.8x faster than fp32); both within 0.01 NME of fp32;
+    - a CPU with native bf16 (AVX-512 BF16 or AMX, `device.cpu_has_native_bf16`; these CPUs also
+      have VNNI int8 dot products) and the optional openvino installed: openvino int8 when
+      ``int8_ready`` (the weights ship int8 ranges, `graphs.shipped_int8_ranges`: +0.025 / +0.018
+      NME for small / tiny, about 1.2x faster than openvino bf16), else openvino bf16 (1.3-1.7x
+      faster than torch bf16 at batch 1, within 0.01 NME of fp32); without openvino torch bf16
+      (1.5-1.8x faster than fp32, within 0.01 NME);
     - other CPUs: onnxruntime fp32 when it is installed (up to 1.3x faster than torch fp32 on the
       AVX2 machine, tiny at batch 1 about even; the same NME), else torch fp32.
 
-    int8 is never chosen: it costs about 0.07 NME on both machines."""
+    int8 without native bf16 (no VNNI on the AVX2 machine measured) is never chosen: it was no faster there."""
     if device.type != "cpu":
         return "torch", "fp32"
     if cpu_has_native_bf16():
-        return ("openvino", "bf16") if openvino_available() else ("torch", "bf16")
+        if openvino_available():
+            return ("openvino", "int8") if int8_ready else ("openvino", "bf16")
+        return "torch", "bf16"
     if onnxruntime_available():
         return "onnxruntime", "fp32"
     return "torch", "fp32"
+
+
+def auto_int8_possible(device: torch.device) -> bool:
+    """Whether `auto_path` could choose int8 here (so that looking for shipped int8 ranges is worth it)."""
+    return device.type == "cpu" and cpu_has_native_bf16() and openvino_available()
 
 
 def auto_precision(backend: str, device: torch.device) -> str:
@@ -112,12 +122,15 @@ def _openvino_runs_bf16() -> bool:
 
 
 def fallback_path(backend: str, precision: str) -> tuple[str, str]:
-    """The torch path that an automatic choice of ``(backend, precision)`` falls back to when its
-    runtime is installed but fails to start here: the same precision where torch has it, else fp32."""
+    """The path that an automatic choice of ``(backend, precision)`` falls back to when its runtime
+    is installed but fails to start here: openvino int8 -> openvino bf16 (its int8 graph could not be
+    built); otherwise torch at the same precision where torch has it, else fp32."""
+    if (backend, precision) == ("openvino", "int8"):
+        return "openvino", "bf16"
     return "torch", precision if precision in PRECISIONS["torch"] else "fp32"
 
 
-def resolve_path(backend: str, precision: str, device: torch.device) -> tuple[str, str]:
+def resolve_path(backend: str, precision: str, device: torch.device, int8_ready: bool = False) -> tuple[str, str]:
     """The concrete ``(backend, precision)`` for a request in which either may be ``"auto"``, checked.
 
     Both ``"auto"``: `auto_path`. Only the backend ``"auto"``: the backend that runs that
@@ -129,7 +142,7 @@ def resolve_path(backend: str, precision: str, device: torch.device) -> tuple[st
     if precision != AUTO and precision not in ALL_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {ALL_PRECISIONS} or 'auto'")
     if backend == AUTO and precision == AUTO:
-        backend, precision = auto_path(device)
+        backend, precision = auto_path(device, int8_ready)
     elif backend == AUTO:
         backend = "torch" if precision in PRECISIONS["torch"] else "onnxruntime"
     elif precision == AUTO:
@@ -252,4 +265,4 @@ def set_torch_threads(threads: int | None) -> None:
 __all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "OpenVINORunner", "make_runner",
                           "int8_graph",
                           "cpu_has_native_bf16", "set_torch_threads", "auto_path", "resolve_path",
-                          "onnxruntime_available", "openvino_available", "fallback_path", "auto_precision", "warn_if_slow_bf16")
+                          "onnxruntime_available", "openvino_available", "auto_int8_possible", "fallback_path", "auto_precision", "warn_if_slow_bf16")

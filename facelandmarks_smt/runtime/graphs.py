@@ -8,11 +8,18 @@ changed folder, another export or other weights never reuse a graph. Without ``c
 graph whose metadata names these exact weights and this export version is taken, and only when it
 is the single one on disk (several calibrations of the same weights are ambiguous: pass
 ``calibration`` to choose).
+
+Shipped int8 ranges: a weights file may come with ``<name>.int8-ranges.json`` (`write_int8_ranges`:
+the calibration ranges of every quantised tensor, collected on crops of the 300-W *training*
+folders, plus the recipe that made them; no image data). Then ``precision="int8"`` without
+``calibration`` builds its graph from those ranges on any machine (`shipped_int8_ranges`), the same
+graph a calibration on those folders would give, and ``"auto"`` may choose int8 (`backends.auto_path`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -24,10 +31,14 @@ from ..datasets.calibration import calibration_dataset, content_sha256
 from ..models import SMTNet
 from ..weights_io import load_model, sha256_file
 from .export import EXPORT_VERSION, OPSET, cache_dir, export_onnx
-from .quantize import DEFAULT_NUM_CROPS, calibration_crops, quant_settings, quantize_int8, recipe_key
+from .quantize import (DEFAULT_NUM_CROPS, calibration_crops, collect_ranges, quant_settings, quantize_from_ranges,
+                       quantize_int8, recipe_key)
 
 WEIGHTS_SHA_KEY = "facelandmarks_smt.weights_sha256"
 EXPORT_VERSION_KEY = "facelandmarks_smt.export_version"
+#: File name ending of shipped int8 ranges, next to their weights file.
+RANGES_SUFFIX = ".int8-ranges.json"
+RANGES_FORMAT = 1
 
 
 def int8_stem(model: SMTNet, weights_sha256: str) -> str:
@@ -75,6 +86,8 @@ def int8_graph(model: SMTNet, weights_sha256: str | None, calibration=None, thre
     annotated training faces, a `LandmarkDataset`, or uint8 NHWC crops) and cached under the
     weights' sha256 (a model without one is quantised in memory and never cached). ``threads``:
     intra-op threads of the calibration session (default: onnxruntime's)."""
+    if calibration is None and weights_sha256 and (shipped := shipped_int8_ranges(weights_sha256)) is not None:
+        return _int8_from_ranges(model, weights_sha256, shipped)
     if calibration is None:
         found = find_cached_int8(model, weights_sha256) if weights_sha256 else None
         if found is not None:
@@ -98,6 +111,58 @@ def int8_graph(model: SMTNet, weights_sha256: str | None, calibration=None, thre
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", metadata=meta)
         out = quantize_int8(fp32, path if path is not None else Path(tmp) / "int8.onnx", crops, recipe, threads=threads)
         return out if path is not None else out.read_bytes()
+
+
+def shipped_int8_ranges(weights_sha256: str) -> Path | None:
+    """The ``*.int8-ranges.json`` for weights with this sha256 in the weights folders (`hub.search_dirs`), or None."""
+    for d in hub.search_dirs():
+        for path in sorted(Path(d).glob(f"*{RANGES_SUFFIX}")) if Path(d).is_dir() else ():
+            try:
+                if json.loads(path.read_text()).get("weights_sha256") == weights_sha256:
+                    return path
+            except (OSError, ValueError):  # unreadable: not a candidate
+                continue
+    return None
+
+
+def _int8_from_ranges(model: SMTNet, weights_sha256: str, ranges_file: Path) -> Path:
+    """The cached int8 graph built from shipped ranges (built now when missing)."""
+    data = json.loads(ranges_file.read_text())
+    if data.get("format") != RANGES_FORMAT or not isinstance(data.get("ranges"), dict):
+        raise ValueError(f"{ranges_file} is not an int8 ranges file of format {RANGES_FORMAT}")
+    recipe = {"ranges_file": ranges_file.name, "ranges_sha256": sha256_file(ranges_file),
+              "calibrated_on": data.get("recipe"), **quant_settings()}
+    path = cache_dir() / f"{int8_stem(model, weights_sha256)}-{recipe_key(recipe)}.onnx"
+    if path.is_file():
+        return path
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", metadata={WEIGHTS_SHA_KEY: weights_sha256})
+        try:
+            return quantize_from_ranges(fp32, path, data["ranges"], recipe)
+        except ValueError as e:
+            raise ValueError(f"{ranges_file}: {e}") from e
+
+
+def write_int8_ranges(weights: str | os.PathLike, calibration, out: str | os.PathLike | None = None,
+                      threads: int | None = None) -> Path:
+    """Collect the int8 calibration ranges of a weights file on crops of ``calibration`` (folders of
+    annotated *training* faces) and write them as ``<weights>.int8-ranges.json`` (or ``out``), to
+    ship beside the weights (see the module docstring)."""
+    import torch
+
+    path, expected = hub.resolve(weights)
+    model, _ = load_model(path, sha256=expected)
+    sha = sha256_file(path)
+    crops, recipe = calibration_crops(calibration, model.config, DEFAULT_NUM_CROPS)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", metadata={WEIGHTS_SHA_KEY: sha})
+        ranges = collect_ranges(fp32, crops, threads)
+    out = Path(out) if out is not None else path.with_name(path.name.removesuffix(".safetensors") + RANGES_SUFFIX)
+    data = {"format": RANGES_FORMAT, "weights": path.name, "weights_sha256": sha, "export_version": EXPORT_VERSION,
+            "opset": OPSET, "torch": torch.__version__, "recipe": recipe,
+            "ranges": {k: ranges[k] for k in sorted(ranges)}}
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    return out
 
 
 def export_weights(weights: str | os.PathLike, out: str | os.PathLike, opset: int = OPSET, int8: bool = False,

@@ -208,22 +208,99 @@ def calibrate_ranges(model: str | os.PathLike, reader, augmented: str | os.PathL
 default_fp32_nodes = fp32_nodes  # `quantize_int8`'s argument of the same name hides the function
 
 
-def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, recipe: dict | None = None,
-                  fp32_nodes: Sequence[str] | None = None, threads: int | None = None) -> Path:
-    """Write the int8 QDQ version of an exported fp32 graph, calibrated on uint8 NHWC ``crops``
-    (an array, or any iterable of HxWx3 crops: they are streamed, `CropBatches`).
-    ``fp32_nodes``: nodes left unquantised (default: `fp32_nodes`, the heads and the block feeding them). ``threads``: intra-op
-    threads of the calibration session (default: onnxruntime's, one per physical core)."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    config = onnx_config(fp32_model)
+def _check_crops(crops, config: ModelConfig) -> None:
     if isinstance(crops, np.ndarray):
         size = config.input_size
         if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
             raise ValueError(f"calibration crops must be (N, {size}, {size}, 3) uint8, got {crops.dtype} {crops.shape}")
         if len(crops) == 0:
             raise ValueError("no calibration crops")
+
+
+def collect_ranges(fp32_model: str | os.PathLike, crops, threads: int | None = None) -> dict[str, list[float]]:
+    """The MinMax range ``[lowest, highest]`` of every tensor that int8 quantisation of an exported
+    fp32 graph calibrates, collected on uint8 NHWC ``crops`` (streamed, `CropBatches`): what
+    `quantize_from_ranges` needs, and what a weights file can ship so that its int8 graph is built
+    on any machine without calibration data (`graphs.write_int8_ranges`)."""
+    config = onnx_config(fp32_model)
+    _check_crops(crops, config)
+    reader = CropBatches(crops, config, QUANT_SETTINGS["calibration_batch"])
+    with tempfile.TemporaryDirectory() as tmp:
+        prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
+        data = calibrate_ranges(prepped, reader, Path(tmp) / "augmented.onnx", threads)
+    if reader.crops == 0:
+        raise ValueError("no calibration crops")
+    return {name: [float(np.asarray(t.range_value[0]).reshape(-1)[0]), float(np.asarray(t.range_value[1]).reshape(-1)[0])]
+            for name, t in data.items()}
+
+
+def quantize_from_ranges(fp32_model: str | os.PathLike, out: str | os.PathLike, ranges: dict[str, Sequence[float]],
+                         recipe: dict, fp32_nodes: Sequence[str] | None = None) -> Path:
+    """Write the int8 QDQ version of an exported fp32 graph from precomputed ranges (`collect_ranges`).
+    Raises ValueError when the ranges lack a tensor this graph calibrates (they were collected from
+    another export of the network) or when this onnxruntime cannot take precomputed ranges."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import MinMaxCalibrater, TensorData, TensorsData, save_tensors_data
+
+    if not _own_calibration_supported():
+        raise ValueError("this onnxruntime's quantize_static takes no precomputed ranges: pass calibration data")
+    kwargs = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                  weight_type=QuantType.QInt8, reduce_range=reduce_range(),
+                  calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANT_SETTINGS["ops"])
+    with tempfile.TemporaryDirectory() as tmp:
+        prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
+        calibrater = MinMaxCalibrater(prepped, op_types_to_calibrate=QUANT_SETTINGS["ops"],
+                                      augmented_model_path=str(Path(tmp) / "unused.onnx"))
+        needed, _ = calibrater.select_tensors_to_calibrate(onnx.load(str(prepped)))
+        missing = sorted(set(needed) - set(ranges))
+        if missing:
+            raise ValueError(f"the int8 ranges do not fit this graph: {len(missing)} of its {len(needed)} calibrated "
+                             f"tensors have none (e.g. {missing[0]!r}); they were collected from another export")
+        ranges_file = Path(tmp) / "ranges.json"
+        save_tensors_data(TensorsData(CalibrationMethod.MinMax, {
+            name: TensorData(lowest=np.float32(ranges[name][0]), highest=np.float32(ranges[name][1]))
+            for name in needed}), ranges_file)
+        exclude = list(default_fp32_nodes(prepped) if fp32_nodes is None else fp32_nodes)
+        q = Path(tmp) / "int8.onnx"
+        quantize_static(str(prepped), str(q), None, nodes_to_exclude=exclude, calibration_cache_path=str(ranges_file),
+                        **kwargs)
+        proto = onnx.load(str(q))
+    return _write_with_metadata(proto, fp32_model, out, recipe)
+
+
+def _write_with_metadata(proto, fp32_model, out, recipe: dict) -> Path:
+    """``proto`` written to ``out`` with the fp32 graph's metadata plus the precision and the recipe."""
+    import onnx
+
+    src = {p.key: p.value for p in onnx.load(str(fp32_model), load_external_data=False).metadata_props}
+    del proto.metadata_props[:]
+    for key, value in {**src, "facelandmarks_smt.precision": "int8",
+                       "facelandmarks_smt.calibration": json.dumps(recipe, sort_keys=True)}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    return atomic_write(out, proto.SerializeToString())
+
+
+def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, recipe: dict | None = None,
+                  fp32_nodes: Sequence[str] | None = None, threads: int | None = None) -> Path:
+    """Write the int8 QDQ version of an exported fp32 graph, calibrated on uint8 NHWC ``crops``
+    (an array, or any iterable of HxWx3 crops: they are streamed, `CropBatches`).
+    ``fp32_nodes``: nodes left unquantised (default: `fp32_nodes`, the heads and the block feeding
+    them). ``threads``: intra-op threads of the calibration session (default: onnxruntime's, one
+    per physical core). Ranges are collected by `collect_ranges` and applied by
+    `quantize_from_ranges`: the same graph as from shipped ranges of the same crops."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    config = onnx_config(fp32_model)
+    _check_crops(crops, config)
+    if _own_calibration_supported():
+        ranges = collect_ranges(fp32_model, crops, threads)
+        return quantize_from_ranges(fp32_model, out, ranges, recipe or {"num_crops": _count(crops), **quant_settings()},
+                                    fp32_nodes)
+    # an older onnxruntime: its own calibration session, still fed one streamed batch at a time
     reader = CropBatches(crops, config, QUANT_SETTINGS["calibration_batch"])
     kwargs = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                   weight_type=QuantType.QInt8, reduce_range=reduce_range(),
@@ -232,29 +309,15 @@ def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, 
         prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
         exclude = list(default_fp32_nodes(prepped) if fp32_nodes is None else fp32_nodes)
         q = Path(tmp) / "int8.onnx"
-        if _own_calibration_supported():
-            from onnxruntime.quantization.calibrate import save_tensors_data
-
-            ranges = calibrate_ranges(prepped, reader, Path(tmp) / "augmented.onnx", threads)
-            ranges_file = Path(tmp) / "ranges.json"
-            save_tensors_data(ranges, ranges_file)
-            del ranges
-            quantize_static(str(prepped), str(q), None, nodes_to_exclude=exclude, calibration_cache_path=str(ranges_file),
-                            **kwargs)
-        else:  # an older onnxruntime: its own calibration session, still fed one streamed batch at a time
-            quantize_static(str(prepped), str(q), reader, nodes_to_exclude=exclude, **kwargs)
+        quantize_static(str(prepped), str(q), reader, nodes_to_exclude=exclude, **kwargs)
         if reader.crops == 0:
             raise ValueError("no calibration crops")
         proto = onnx.load(str(q))
-    src = {p.key: p.value for p in onnx.load(str(fp32_model), load_external_data=False).metadata_props}
-    del proto.metadata_props[:]
-    for key, value in {**src, "facelandmarks_smt.precision": "int8",
-                       "facelandmarks_smt.calibration": json.dumps(recipe or {"num_crops": reader.crops, **quant_settings()},
-                                                                   sort_keys=True)}.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    return atomic_write(out, proto.SerializeToString())
+    return _write_with_metadata(proto, fp32_model, out, recipe or {"num_crops": reader.crops, **quant_settings()})
+
+
+def _count(crops) -> int | None:
+    return len(crops) if hasattr(crops, "__len__") else None
 
 
 def _short(folder) -> str:
