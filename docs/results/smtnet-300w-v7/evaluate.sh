@@ -3,7 +3,7 @@
 # (reporting only, after the selection on validation): small <= 3.40, tiny <= 3.75.
 #   bash evaluate.sh tiny 0.3     (chosen: the only tiny point under the bar)
 #   bash evaluate.sh small A
-# RUN=8 (as docs/results/smtnet-300w-v8/evaluate.sh sets it) evaluates the ninth run's points instead.
+# RUN=8 / RUN=9 (as docs/results/smtnet-300w-v8/ and -v9/evaluate.sh set it) evaluate the ninth / tenth run's points instead.
 set -e
 MODEL=$1 ALPHA=$2 RUN=${RUN:-7}
 D=/work/shared/data/landmarks68/300w
