@@ -38,7 +38,8 @@ import torch
 
 from facelandmarks_smt import Detector, hub
 from facelandmarks_smt.runtime.device import cpu_has_native_bf16
-from facelandmarks_smt.runtime.backends import AUTO, GRAPH_BACKENDS, resolve_path
+from facelandmarks_smt.runtime.backends import AUTO, GRAPH_BACKENDS, auto_int8_possible, resolve_path
+from facelandmarks_smt.runtime.graphs import shipped_int8_ranges
 from facelandmarks_smt.face_detection import get_face_detector
 from facelandmarks_smt.images import load_image
 from facelandmarks_smt.video import FaceTracker
@@ -240,10 +241,17 @@ def main() -> None:
     extra = []
     # the whole-image and video rows run the default path (backend and precision "auto": what a
     # user gets), and the video row also the fastest batch-1 path of the table when that differs
-    default = resolve_path(AUTO, AUTO, torch.device("cpu"))
+    cpu = torch.device("cpu")
+
+    def default_path(config: str) -> tuple[str, str]:
+        """What Detector(backend="auto", precision="auto") takes for this config's weights here."""
+        _, sha = weights_for(config)
+        ready = sha is not None and auto_int8_possible(cpu) and shipped_int8_ranges(sha) is not None
+        return resolve_path(AUTO, AUTO, cpu, int8_ready=ready)
+
     for config in args.configs:
         weights, _ = weights_for(config)
-        backend, precision = default
+        backend, precision = default_path(config)
         det = make_detector(config, weights, backend, precision, args.threads, calibration)
         faces = det.detect(frame)
         extra.append({"what": f"pipeline, 640x480 frame, {len(faces)} face(s): default face detector + {config} "
@@ -258,6 +266,7 @@ def main() -> None:
                   "ms_b1": round(median_ms(lambda: yunet320.detect(frame), args.repeats), 2)})
     for config in args.configs:
         weights, _ = weights_for(config)
+        default = default_path(config)
         paths = [default] + ([best_b1[config][1:]] if best_b1[config][1:] != default else [])
         for i, (backend, precision) in enumerate(paths):
             det = make_detector(config, weights, backend, precision, args.threads, calibration,
