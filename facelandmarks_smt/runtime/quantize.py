@@ -234,20 +234,27 @@ def collect_ranges(fp32_model: str | os.PathLike, crops, threads: int | None = N
             for name, t in data.items()}
 
 
+def _quantize_static_settings() -> dict:
+    """``quantize_static``'s arguments for `QUANT_SETTINGS` (both ways of building an int8 graph)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    return dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, reduce_range=reduce_range(),
+                calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANT_SETTINGS["ops"])
+
+
 def quantize_from_ranges(fp32_model: str | os.PathLike, out: str | os.PathLike, ranges: dict[str, Sequence[float]],
                          recipe: dict, fp32_nodes: Sequence[str] | None = None) -> Path:
     """Write the int8 QDQ version of an exported fp32 graph from precomputed ranges (`collect_ranges`).
     Raises ValueError when the ranges lack a tensor this graph calibrates (they were collected from
     another export of the network) or when this onnxruntime cannot take precomputed ranges."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, quantize_static
     from onnxruntime.quantization.calibrate import MinMaxCalibrater, TensorData, TensorsData, save_tensors_data
 
     if not _own_calibration_supported():
         raise ValueError("this onnxruntime's quantize_static takes no precomputed ranges: pass calibration data")
-    kwargs = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                  weight_type=QuantType.QInt8, reduce_range=reduce_range(),
-                  calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANT_SETTINGS["ops"])
+    kwargs = _quantize_static_settings()
     with tempfile.TemporaryDirectory() as tmp:
         prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
         calibrater = MinMaxCalibrater(prepped, op_types_to_calibrate=QUANT_SETTINGS["ops"],
@@ -292,7 +299,7 @@ def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, 
     per physical core). Ranges are collected by `collect_ranges` and applied by
     `quantize_from_ranges`: the same graph as from shipped ranges of the same crops."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import quantize_static
 
     config = onnx_config(fp32_model)
     _check_crops(crops, config)
@@ -302,9 +309,7 @@ def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, 
                                     fp32_nodes)
     # an older onnxruntime: its own calibration session, still fed one streamed batch at a time
     reader = CropBatches(crops, config, QUANT_SETTINGS["calibration_batch"])
-    kwargs = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                  weight_type=QuantType.QInt8, reduce_range=reduce_range(),
-                  calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANT_SETTINGS["ops"])
+    kwargs = _quantize_static_settings()
     with tempfile.TemporaryDirectory() as tmp:
         prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
         exclude = list(default_fp32_nodes(prepped) if fp32_nodes is None else fp32_nodes)

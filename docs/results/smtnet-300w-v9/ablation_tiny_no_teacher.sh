@@ -6,12 +6,7 @@
 set -e
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1
 D=/work/shared/data/landmarks68/300w
-AUG="augment.scale=0.1 augment.occlusion_prob=0.25 augment.motion_blur_prob=0.1 augment.color_prob=0.4 \
-     augment.grey_prob=0.1 augment.jpeg_prob=0.2 augment.defocus_prob=0.15 augment.lowres_prob=0.1 \
-     augment.noise_prob=0.1 augment.dark_prob=0.1 augment.object_occlusion_prob=0.2 augment.degrade_max_severity=2.0"
-VAL="--extra-val-data runs/synth/val_80 runs/degraded_val1 runs/degraded_val_hard"
-FT="optimizer=adamw weight_decay=0 lr=0.0002 warmup_steps=20 sigma_mode=fixed sigmas=[2] epochs=1000 \
-    lr_milestones=[] lr_milestone_fractions=[0.5,0.8] lr_gamma=0.3 ema_decay=0.998"
+source docs/results/smtnet-300w-v8/recipe.sh  # AUG, VAL, FT
 python -m facelandmarks_smt.training train --data $D/afw $D/helen/trainset $D/lfpw/trainset --extra-data runs/synth/train_80_v2 \
   --config small --init runs/tiny_v2.safetensors --out runs/v9_tiny_noteacher \
   --cache runs/cache --max-minutes ${MINUTES:-36} --threads 1 --no-progress $VAL \

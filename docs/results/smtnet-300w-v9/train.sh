@@ -21,12 +21,7 @@ S="python -m facelandmarks_smt.training"
 bash docs/results/smtnet-300w-v7/data.sh
 $S select-views --synth runs/synth/train --out runs/synth/train_80_v2 --views 2
 # 2. the two runs
-AUG="augment.scale=0.1 augment.occlusion_prob=0.25 augment.motion_blur_prob=0.1 augment.color_prob=0.4 \
-     augment.grey_prob=0.1 augment.jpeg_prob=0.2 augment.defocus_prob=0.15 augment.lowres_prob=0.1 \
-     augment.noise_prob=0.1 augment.dark_prob=0.1 augment.object_occlusion_prob=0.2 augment.degrade_max_severity=2.0"
-VAL="--extra-val-data runs/synth/val_80 runs/degraded_val1 runs/degraded_val_hard"
-FT="optimizer=adamw weight_decay=0 lr=0.0002 warmup_steps=20 sigma_mode=fixed sigmas=[2] epochs=1000 \
-    lr_milestones=[] lr_milestone_fractions=[0.5,0.8] lr_gamma=0.3 ema_decay=0.998"
+source docs/results/smtnet-300w-v8/recipe.sh  # AUG, VAL, FT
 $S train --data $D/afw $D/helen/trainset $D/lfpw/trainset --extra-data runs/synth/train_80_v2 \
   --config small --init runs/small_v8.safetensors --out runs/v9_small --cache runs/cache --max-minutes $M \
   --threads 1 --no-progress $VAL --set $FT val_every_steps=200 $AUG > runs/v9_small.out 2>&1 &
