@@ -102,3 +102,50 @@ def test_cli_distils_from_a_teacher_and_records_it(tmp_path):
     r = subprocess.run(train + ["--out", str(tmp_path / "bad"), "--teacher", str(teacher),
                                 "--set", "model.crop_factor=1.6"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode != 0 and "crop_factor" in r.stderr
+
+
+def test_distilling_only_the_data_faces_mixes_per_sample():
+    """With ``distill_sources="data"`` the teacher teaches only the --data faces: a batch's loss is the
+    mean of the distilled samples' mixed loss and the others' plain loss, each sample weighing the same."""
+    torch.manual_seed(0)
+    faces = synthetic_faces(8, seed=3)
+    cfg = micro_train_config(distill_weight=0.4, distill_sources="data")
+    caches = FaceCache.build(faces[:6], cfg.model), FaceCache.build(faces[6:], cfg.model)
+    out = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"d2_{os.getpid()}")
+    with pytest.raises(ValueError, match="needs data_faces"):
+        Trainer(cfg, *caches, out_dir=out, device="cpu", progress=False, teacher=SMTNet(cfg.model), teacher_id="x")
+    with pytest.raises(ValueError, match="outside"):
+        Trainer(cfg, *caches, out_dir=out, device="cpu", progress=False, teacher=SMTNet(cfg.model),
+                teacher_id="x", data_faces=7)
+    tr = Trainer(cfg, *caches, out_dir=out, device="cpu", progress=False, teacher=SMTNet(cfg.model),
+                 teacher_id="x", data_faces=4)
+    np.testing.assert_array_equal(tr.distilled_mask(np.array([5, 0, 3, 4])).numpy(), [False, True, True, False])
+    b, L, s = 4, cfg.model.num_landmarks, cfg.model.heatmap_size
+    pts = torch.randint(4, s - 4, (b, L, 2)).float()
+    outputs = [(torch.randn(b, L, s, s), torch.randn(b, L, 2) * 0.3) for _ in range(cfg.model.num_stacks)]
+    teacher = torch.randn(b, L, s, s)
+    mask = torch.tensor([True, False, True, False])
+    mixed, parts = tr.loss(outputs, pts, teacher_logits=teacher[mask], distilled=mask)
+    assert "loss_t0" in parts
+    # by hand: each sample's own loss (distilled: 0.6 gt + 0.4 teacher), then the batch mean
+    want = 0.0
+    for i in range(b):
+        one = [(h[i:i + 1], r[i:i + 1]) for h, r in outputs]
+        if mask[i]:
+            li, _ = tr.loss(one, pts[i:i + 1], teacher_logits=teacher[i:i + 1])
+        else:
+            li, _ = tr.loss(one, pts[i:i + 1])
+        want = want + li / b
+    torch.testing.assert_close(mixed, want, rtol=1e-5, atol=1e-5)
+    # all distilled: the same as the plain mix; none: the plain loss
+    full, _ = tr.loss(outputs, pts, teacher_logits=teacher, distilled=torch.ones(b, dtype=torch.bool))
+    torch.testing.assert_close(full, tr.loss(outputs, pts, teacher_logits=teacher)[0])
+    none, _ = tr.loss(outputs, pts, teacher_logits=teacher[:0], distilled=torch.zeros(b, dtype=torch.bool))
+    torch.testing.assert_close(none, tr.loss(outputs, pts)[0])
+    with pytest.raises(ValueError, match="distilled samples"):
+        tr.loss(outputs, pts, teacher_logits=teacher, distilled=mask)
+    with pytest.raises(ValueError, match="distill_sources"):
+        micro_train_config(distill_sources="extra")
+    # a training step runs with the mask (teacher on the distilled samples only)
+    loss, _ = tr.train_step(tr.batches.make_batch(0, np.array([0, 5, 1, 4])))
+    assert np.isfinite(loss)

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and this run's lr and sigma schedule; the model config must match")
     t.add_argument("--teacher", metavar="WEIGHTS",
                    help="distil from these trained weights (.safetensors or a pretrained name): its heatmaps "
-                        "become soft targets with weight distill_weight (default 0.5); same crop settings needed")
+                        "become soft targets with weight distill_weight (default 0.5); same crop settings needed; "
+                        "--set distill_sources=data limits them to the --data faces (not --extra-data)")
     t.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     t.add_argument("--cache", help="folder to keep the decoded face cache in (reused when it exists)")
@@ -353,6 +354,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train, val = data, load_datasets(args.val_data)
     else:
         train, val = split_dataset(data, cfg.val_fraction, seed=cfg.seed)
+    data_faces = len(train)  # the first training faces come from --data, the rest from --extra-data
     if args.extra_data:
         train = train + load_datasets(args.extra_data)
     val_parts = None
@@ -398,7 +400,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         names["teacher"] = teacher_id
     trainer = Trainer(cfg, train_cache, val_cache, args.out, device=args.device, data_lists=names,
                       progress=not args.no_progress, init_weights=init_state,
-                      teacher=teacher, teacher_id=teacher_id, val_parts=val_parts)
+                      teacher=teacher, teacher_id=teacher_id, val_parts=val_parts,
+                      data_faces=data_faces)
     max_minutes = args.max_minutes
     if max_minutes is not None and not args.resume:  # data loading and caching count against the budget
         max_minutes = max(0.0, max_minutes - (time.monotonic() - t_start) / 60)

@@ -56,6 +56,10 @@ class TrainConfig:
     # Distillation (only with a teacher, ``--teacher``): each stack's heatmap loss is
     # (1 - distill_weight) * loss(Gaussian targets) + distill_weight * loss(the teacher's heatmaps).
     distill_weight: float = 0.5
+    # Which training faces get the teacher's targets: "all", or "data": only the faces of --data, while
+    # --extra-data (e.g. synthesized large poses) learns from its labels alone. A teacher that is good on
+    # real faces then anchors them (against forgetting) without pulling the new faces back to its errors.
+    distill_sources: str = "all"
     # Model selection with bars: a validation counts as the best so far only when each named part
     # of the validation set (``real``, an --extra-val-data folder's name, or ``all``) scores at most
     # this NME, e.g. {"real": 3.62} keeps a run on synthetic faces from trading away real ones.
@@ -100,6 +104,8 @@ class TrainConfig:
             errors.append(f"optimizer must be adam or adamw, got {self.optimizer!r}")
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
             errors.append("batch_size and epochs must be >= 1 and lr > 0")
+        if self.distill_sources not in ("all", "data"):
+            errors.append(f"distill_sources must be all or data, got {self.distill_sources!r}")
         if not 0.0 <= self.distill_weight <= 1.0:
             errors.append(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         self.select_max_nme = {str(k): float(v) for k, v in dict(self.select_max_nme).items()}

@@ -163,12 +163,16 @@ class Trainer:
         teacher: optional trained `SMTNet` to distil from (its last stack's heatmaps become soft
             targets, weighted by ``cfg.distill_weight``); frozen, run without gradients.
         teacher_id: what the teacher is (path and sha256), recorded and checked on resume.
+        val_parts: named index ranges of the validation set, each also scored alone.
+        data_faces: how many of the first training faces come from ``--data`` (the rest from
+            ``--extra-data``); with ``cfg.distill_sources == "data"`` only those get the teacher's targets.
     """
 
     def __init__(self, cfg: TrainConfig, train_data, val_data, out_dir: str | os.PathLike, device: str = "auto",
                  data_lists: dict[str, list[str]] | None = None, progress: bool = True,
                  init_weights: dict[str, torch.Tensor] | None = None, teacher: torch.nn.Module | None = None,
-                 teacher_id: str | None = None, val_parts: dict[str, tuple[int, int]] | None = None) -> None:
+                 teacher_id: str | None = None, val_parts: dict[str, tuple[int, int]] | None = None,
+                 data_faces: int | None = None) -> None:
         self.cfg = cfg
         # named index ranges of the validation set, each also scored alone (e.g. real faces,
         # synthesized large poses, degraded copies); selection uses all faces together
@@ -196,6 +200,7 @@ class Trainer:
             raise ValueError(f"augmentation flips faces but scheme {mcfg.scheme!r} with {mcfg.num_landmarks} "
                              "landmarks has no registered mirror permutation; register it or set augment.flip_prob=0")
 
+        self.data_faces = None if data_faces is None else int(data_faces)
         self.train_cache = train_data if isinstance(train_data, FaceCache) else FaceCache.build(
             train_data, mcfg, margin=AugmentedBatches.cache_margin(mcfg, cfg.augment), progress=self.progress)
         self.val_cache = val_data if isinstance(val_data, FaceCache) else FaceCache.build(
@@ -209,6 +214,10 @@ class Trainer:
                              f"{cfg.batch_size} x {self.dist.world_size} processes")
         if len(self.val_cache) == 0:
             raise ValueError("the validation set is empty")
+        if self.data_faces is not None and not 0 <= self.data_faces <= len(self.train_cache):
+            raise ValueError(f"data_faces {self.data_faces} is outside 0..{len(self.train_cache)} training faces")
+        if teacher is not None and cfg.distill_sources == "data" and self.data_faces is None:
+            raise ValueError("distill_sources='data' needs data_faces (how many training faces come from --data)")
         flip = self.scheme.flip_permutation if self.scheme is not None else None
         self.batches = AugmentedBatches(self.train_cache, mcfg, cfg.augment, cfg.batch_size, cfg.seed,
                                         flip_permutation=flip, num_workers=cfg.num_workers)
@@ -278,35 +287,63 @@ class Trainer:
             lr *= (step + 1) / cfg.warmup_steps
         return lr
 
-    def loss(self, outputs, pts_hm: torch.Tensor,
-             teacher_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, outputs, pts_hm: torch.Tensor, teacher_logits: torch.Tensor | None = None,
+             distilled: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Eq. 3: sum over stacks of the heatmap loss + coord_weight * the coordinate loss.
 
         With ``teacher_logits`` (the teacher's last-stack heatmaps) each stack's heatmap loss is
         ``(1 - a) * loss(Gaussian) + a * loss(teacher)``, ``a = distill_weight``; the coordinate
-        loss stays on the ground truth.
+        loss stays on the ground truth. ``distilled`` (a ``(B,)`` bool mask) limits the teacher to
+        those samples (``teacher_logits`` then holds their heatmaps only); the others keep the
+        plain loss, and the batch mean weighs every sample alike.
         """
         cfg = self.cfg
-        soft = None if teacher_logits is None else teacher_heatmaps(teacher_logits, cfg.heatmap_loss)
         a = cfg.distill_weight
         sigmas = stack_sigmas(cfg, self.state["stage"])
         visible = torch.isfinite(pts_hm).all(dim=-1)
         weight = None if bool(visible.all()) else visible.float()
         pts_safe = torch.where(visible[..., None], pts_hm, torch.zeros_like(pts_hm))
+        soft = None
+        if teacher_logits is not None:
+            if distilled is None:
+                distilled = torch.ones(pts_hm.shape[0], dtype=torch.bool, device=pts_hm.device)
+            if int(distilled.sum()) != teacher_logits.shape[0]:
+                raise ValueError(f"{teacher_logits.shape[0]} teacher heatmaps for {int(distilled.sum())} distilled samples")
+            if bool(distilled.any()):
+                soft = teacher_heatmaps(teacher_logits, cfg.heatmap_loss)
+        if soft is not None and not bool(distilled.all()):
+            # per-sample mix: Gaussian targets weighted 1 - a (distilled) or 1 (not), teacher's a
+            vis = visible.float()
+            w_gt = vis * (1.0 - a * distilled.float())[:, None]
+            w_t = (vis * a)[distilled]
+            share_gt, share_t = w_gt.sum() / vis.sum(), w_t.sum() / vis.sum()
         total = pts_hm.new_zeros(())
         parts = {}
         for s, (heatmaps, residuals) in enumerate(outputs):
             target = gaussian_heatmaps(pts_safe, heatmaps.shape[-1], sigmas[s], visible=visible)
-            lh = self.heatmap_loss(heatmaps, target, weight=weight)
-            if soft is not None:
-                lt = self.heatmap_loss(heatmaps, soft, weight=weight)
+            if soft is None or bool(distilled.all()):
+                lh = self.heatmap_loss(heatmaps, target, weight=weight)
+                if soft is not None:
+                    lt = self.heatmap_loss(heatmaps, soft, weight=weight)
+                    parts[f"loss_t{s}"] = float(lt.detach())
+                    lh = (1.0 - a) * lh + a * lt
+            else:
+                lg = self.heatmap_loss(heatmaps, target, weight=w_gt) if share_gt > 0 else heatmaps.new_zeros(())
+                lt = self.heatmap_loss(heatmaps[distilled], soft, weight=w_t) if share_t > 0 else heatmaps.new_zeros(())
                 parts[f"loss_t{s}"] = float(lt.detach())
-                lh = (1.0 - a) * lh + a * lt
+                lh = share_gt * lg + share_t * lt
             lc = coord_loss(residuals, heatmaps, pts_safe, theta=cfg.model.theta, weight=weight)
             total = total + lh + cfg.coord_weight * lc
             parts[f"loss_h{s}"] = float(lh.detach())
             parts[f"loss_c{s}"] = float(lc.detach())
         return total, parts
+
+    def distilled_mask(self, indices: np.ndarray) -> torch.Tensor:
+        """Which samples of a batch (by training-cache index) get the teacher's targets."""
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        if self.cfg.distill_sources == "data":
+            return (idx < self.data_faces).to(self.device)
+        return torch.ones(len(idx), dtype=torch.bool, device=self.device)
 
     def train_step(self, batch: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
         self.ddp_model.train()
@@ -314,13 +351,15 @@ class Trainer:
         lr = self.lr_at(self.state["epoch"], self.state["step"])
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        teacher_logits = None
+        teacher_logits = distilled = None
         if self.teacher is not None:
-            with torch.no_grad(), self.autocast():
-                teacher_logits = self.teacher(x)[-1][0]
+            distilled = self.distilled_mask(batch["indices"])
+            with torch.no_grad(), self.autocast():  # the teacher sees only the samples it teaches
+                teacher_logits = self.teacher(x[distilled])[-1][0] if bool(distilled.any()) else x.new_zeros(
+                    (0, self.cfg.model.num_landmarks, self.cfg.model.heatmap_size, self.cfg.model.heatmap_size))
         with self.autocast():
             outputs = self.ddp_model(x)
-        loss, parts = self.loss(outputs, pts_hm, teacher_logits)
+        loss, parts = self.loss(outputs, pts_hm, teacher_logits, distilled)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.state['step']} "
                                      f"(lr {lr:g}); lower the learning rate or enable grad_clip")
@@ -387,7 +426,7 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
         ckpt = torch.load(path, map_location=self.device, weights_only=False)
-        if ckpt["config"] != self.cfg.to_dict():
+        if TrainConfig.from_dict(ckpt["config"]).to_dict() != self.cfg.to_dict():  # keys added later: defaults
             raise ValueError(f"checkpoint {path} was made with a different training config; "
                              "resume with the same config (or start a new --out)")
         if ckpt["state"].get("teacher") != self.state["teacher"]:
