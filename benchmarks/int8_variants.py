@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from facelandmarks_smt import Detector, hub
-from facelandmarks_smt.backends import OrtRunner
-from facelandmarks_smt.export import export_onnx
-from facelandmarks_smt.preprocess import invert_affine, transform_points
-from facelandmarks_smt.quantize import QUANT_SETTINGS, calibration_crops, head_nodes, quantize_int8
+from facelandmarks_smt.geometry import invert_affine, transform_points
+from facelandmarks_smt.runtime.backends import OpenVINORunner, OrtRunner
+from facelandmarks_smt.runtime.export import export_onnx
+from facelandmarks_smt.runtime.quantize import QUANT_SETTINGS, calibration_crops, head_nodes, quantize_int8
 from facelandmarks_smt.training.datasets import load_datasets, split_dataset
 from facelandmarks_smt.training.metrics import landmark_boxes, normalised_errors
 from facelandmarks_smt.weights_io import sha256_file
@@ -56,6 +56,11 @@ def main() -> None:
     p.add_argument("--json", default=str(REPO / "docs" / "results" / "int8_variants.json"))
     p.add_argument("--variants", nargs="+", default=list(BASE_VARIANTS), metavar="NAME",
                    help=f"which int8 variants (default: the first two); any of {list(BASE_VARIANTS) + list(MORE_FP32)}")
+    p.add_argument("--backend", choices=["onnxruntime", "openvino"], default="onnxruntime",
+                   help="which runtime scores the int8 graphs (openvino: its CPU plugin, fp32 for float layers)")
+    p.add_argument("--conv-outputs", nargs="+", choices=["quantised", "float"], default=["quantised"],
+                   help="quantise the outputs of the quantised ops too (onnxruntime's form: its QLinearConv "
+                        "fusion needs them) or leave them float (OpenVINO fuses conv + BN + ReLU + quantise)")
     args = p.parse_args()
     unknown = sorted(set(args.variants) - set(BASE_VARIANTS) - set(MORE_FP32))
     if unknown:
@@ -80,7 +85,7 @@ def main() -> None:
         pred = transform_points(det.predict_crops(crops).astype(np.float64), invert_affine(mats))
         return float(np.mean(normalised_errors(pred.astype(np.float32), gts, norm="inter-ocular")) * 100)
 
-    result = {"weights": path.name, "weights_sha256": sha256_file(path), "set": f"validation split ({len(val)} "
+    result = {"weights": path.name, "weights_sha256": sha256_file(path), "backend": args.backend, "set": f"validation split ({len(val)} "
               "faces of the 300-W training folders, seed 0)", "boxes": "gt", "machine": cpu_name(),
               "settings": {k: v for k, v in QUANT_SETTINGS.items() if k != "fp32_nodes"}, "rows": []}
     result["rows"].append({"variant": "torch fp32", "nme": score(det._runner)})
@@ -94,12 +99,17 @@ def main() -> None:
         for name, patterns in MORE_FP32.items():
             exclusions[name] = list(head_nodes(fp32)) + [n for n in nodes if any(p in n for p in patterns)]
         for label in args.variants:
-            exclude = exclusions[label]
-            t = time.perf_counter()
-            out = quantize_int8(fp32, Path(tmp) / "int8.onnx", cal, fp32_nodes=exclude)
-            result["rows"].append({"variant": label, "fp32_nodes": exclude, "nme": score(OrtRunner(out, args.threads)),
-                                   "seconds": round(time.perf_counter() - t, 1)})
-            print(result["rows"][-1]["variant"], f"{result['rows'][-1]['nme']:.3f}", flush=True)
+            for outputs in args.conv_outputs:
+                exclude = exclusions[label]
+                t = time.perf_counter()
+                out = quantize_int8(fp32, Path(tmp) / "int8.onnx", cal, fp32_nodes=exclude,
+                                    conv_outputs=outputs == "quantised")
+                runner = OrtRunner(out, args.threads) if args.backend == "onnxruntime" else \
+                    OpenVINORunner(out, "int8", args.threads)
+                name = label + ("" if outputs == "quantised" else ", conv outputs float")
+                result["rows"].append({"variant": name, "fp32_nodes": exclude, "conv_outputs": outputs,
+                                       "nme": score(runner), "seconds": round(time.perf_counter() - t, 1)})
+                print(name, f"{result['rows'][-1]['nme']:.3f}", flush=True)
     print("| variant | validation NME % | vs fp32 |\n|---|---|---|")
     for r in result["rows"]:
         print(f"| {r['variant']} | {r['nme']:.3f} | {r['nme'] - result['rows'][0]['nme']:+.3f} |")

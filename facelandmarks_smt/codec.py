@@ -91,7 +91,7 @@ def heatmap_confidence(heatmaps: torch.Tensor, peaks: torch.Tensor, window: int 
         raise ValueError(f"window must be an odd number of pixels >= 1, got {window}")
     b, l, h, w = heatmaps.shape
     flat = heatmaps.float().reshape(b, l, h * w)
-    log_norm = torch.logsumexp(flat, dim=-1, keepdim=True)
+    log_norm = _logsumexp_last(flat)
     r = window // 2
     d = torch.arange(-r, r + 1, device=flat.device)
     ys = peaks[..., 1].long().unsqueeze(-1) + d  # (B, L, window)
@@ -100,6 +100,19 @@ def heatmap_confidence(heatmaps: torch.Tensor, peaks: torch.Tensor, window: int 
     idx = (ys.clamp(0, h - 1).unsqueeze(-1) * w + xs.clamp(0, w - 1).unsqueeze(-2)).flatten(2)
     mass = torch.exp(flat.gather(-1, idx) - log_norm).masked_fill_(~inside, 0.0).sum(-1)
     return mass.clamp_(0.0, 1.0)
+
+
+def _logsumexp_last(flat: torch.Tensor) -> torch.Tensor:
+    """``logsumexp`` over the last dimension (kept). On CPU without autograd numpy computes it: a
+    torch reduction this size runs on torch's OpenMP threads, whose spin-wait afterwards takes the
+    cores from an ONNX Runtime or OpenVINO graph at batch 1 (`geometry.normalise_crops`)."""
+    if flat.device.type == "cpu" and flat.dtype == torch.float32 and not flat.requires_grad and flat.numel():
+        a = flat.detach().numpy()
+        peak = a.max(axis=-1, keepdims=True)
+        peak = np.where(np.isfinite(peak), peak, np.float32(0.0))  # all -inf (or inf) rows: as torch does
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return torch.from_numpy(np.log(np.exp(a - peak).sum(axis=-1, keepdims=True)) + peak)
+    return torch.logsumexp(flat, dim=-1, keepdim=True)
 
 
 def decode_heatmaps(heatmaps: torch.Tensor, residuals: torch.Tensor | None, theta: float) -> tuple[torch.Tensor, torch.Tensor]:

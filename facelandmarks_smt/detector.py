@@ -234,6 +234,8 @@ class Detector:
                 crops = crops[None]
             if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
                 raise ValueError(f"numpy crops must be (N, {size}, {size}, 3) uint8, got shape {crops.shape}")
+            if self.device.type == "cpu":  # numpy normalises: no torch threads woken (normalise_crops)
+                return normalise_crops(crops, self.config.mean, self.config.std)
             return normalise_crops(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device),
                                    self.config.mean, self.config.std)
         if isinstance(crops, torch.Tensor):

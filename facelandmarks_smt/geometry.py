@@ -211,7 +211,22 @@ def warp_crop(image: np.ndarray, m: np.ndarray, size: int, border_value: int = 0
 
 
 def normalise_crops(crops, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 NHWC crops (numpy or torch) -> float32 NCHW tensor, ``(x/255 - mean) / std``."""
+    """uint8 NHWC crops (numpy or torch) -> float32 NCHW tensor, ``(x/255 - mean) / std``.
+
+    A numpy array is normalised by numpy (the same float32 operations in the same order, so the
+    same numbers) and handed over without a copy: at batch 1 in front of an ONNX Runtime or OpenVINO
+    graph, a torch operation here would wake torch's OpenMP threads, whose spin-wait then takes
+    the cores from the graph runtime (docs/benchmarks.md)."""
+    if isinstance(crops, np.ndarray):
+        if crops.dtype != np.uint8:
+            raise TypeError(f"crops must be uint8, got {crops.dtype}")
+        if crops.ndim != 4:
+            raise ValueError(f"crops must be (N, H, W, 3), got shape {crops.shape}")
+        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+        x /= np.float32(255.0)
+        x -= np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+        x /= np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+        return torch.from_numpy(x)
     x = torch.as_tensor(crops)
     if x.dtype != torch.uint8:
         raise TypeError(f"crops must be uint8, got {x.dtype}")

@@ -148,3 +148,18 @@ def test_decode_of_channels_last_heatmaps_matches_the_earlier_decoding():
     peaks = torch.stack([idx % 64, idx // 64], -1).float()
     assert torch.equal(c1, peaks + res.clamp(-0.8, 0.8))
     torch.testing.assert_close(s1, _pooled_confidence(hm, peaks), atol=1e-5, rtol=0)
+
+
+def test_logsumexp_on_cpu_matches_torch_including_edge_rows():
+    """The numpy logsumexp the confidence uses on CPU (no torch threads woken) is torch's, row by row."""
+    from facelandmarks_smt.codec import _logsumexp_last
+
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(2, 68, 4096, generator=g) * 6
+    edge = torch.tensor([[[-float("inf")] * 4, [float("inf"), 0, 1, 2], [float("nan"), 0, 1, 2], [1e30, 1e30, 0, 0],
+                          [-1e30, -1e30, -1e30, -1e30]]])
+    for x in (rows, edge, rows.double()):
+        torch.testing.assert_close(_logsumexp_last(x), torch.logsumexp(x, -1, keepdim=True), rtol=1e-6, atol=1e-5,
+                                   equal_nan=True)
+    grad = torch.randn(1, 2, 5, requires_grad=True)
+    assert _logsumexp_last(grad).requires_grad  # autograd keeps torch's

@@ -71,3 +71,16 @@ def test_landmark_box_and_normalise():
     np.testing.assert_allclose(x[0, :, 0, 0].numpy(), [1.0, 2.0, 0.5])
     with pytest.raises(TypeError):
         normalise_crops(crops.astype(np.float32), (0, 0, 0), (1, 1, 1))
+
+
+def test_numpy_and_torch_normalisation_give_the_same_numbers():
+    """The numpy path (inference on CPU, no torch threads) and the torch path (training) are one formula."""
+    crops = np.random.default_rng(0).integers(0, 256, (3, 16, 12, 3), dtype=np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    a = normalise_crops(crops, mean, std)
+    b = normalise_crops(torch.from_numpy(crops), mean, std)
+    assert a.shape == b.shape == (3, 3, 16, 12) and a.dtype == b.dtype == torch.float32
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6)
+    assert a.is_contiguous()
+    with pytest.raises(ValueError, match="N, H, W, 3"):
+        normalise_crops(crops[0], mean, std)

@@ -234,18 +234,22 @@ def collect_ranges(fp32_model: str | os.PathLike, crops, threads: int | None = N
             for name, t in data.items()}
 
 
-def _quantize_static_settings() -> dict:
-    """``quantize_static``'s arguments for `QUANT_SETTINGS` (both ways of building an int8 graph)."""
+def _quantize_static_settings(conv_outputs: bool = True) -> dict:
+    """``quantize_static``'s arguments for `QUANT_SETTINGS` (both ways of building an int8 graph).
+    ``conv_outputs=False`` leaves the outputs of the quantised ops in float (`OPENVINO_QDQ`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
 
+    extra = {} if conv_outputs else {"OpTypesToExcludeOutputQuantization": list(QUANT_SETTINGS["ops"])}
     return dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8, reduce_range=reduce_range(),
-                calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANT_SETTINGS["ops"])
+                calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANT_SETTINGS["ops"],
+                extra_options=extra)
 
 
 def quantize_from_ranges(fp32_model: str | os.PathLike, out: str | os.PathLike, ranges: dict[str, Sequence[float]],
-                         recipe: dict, fp32_nodes: Sequence[str] | None = None) -> Path:
+                         recipe: dict, fp32_nodes: Sequence[str] | None = None, conv_outputs: bool = True) -> Path:
     """Write the int8 QDQ version of an exported fp32 graph from precomputed ranges (`collect_ranges`).
+    ``conv_outputs=False``: the quantised ops' outputs stay float (the OpenVINO form, `OPENVINO_QDQ`).
     Raises ValueError when the ranges lack a tensor this graph calibrates (they were collected from
     another export of the network) or when this onnxruntime cannot take precomputed ranges."""
     import onnx
@@ -254,7 +258,7 @@ def quantize_from_ranges(fp32_model: str | os.PathLike, out: str | os.PathLike, 
 
     if not _own_calibration_supported():
         raise ValueError("this onnxruntime's quantize_static takes no precomputed ranges: pass calibration data")
-    kwargs = _quantize_static_settings()
+    kwargs = _quantize_static_settings(conv_outputs)
     with tempfile.TemporaryDirectory() as tmp:
         prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
         calibrater = MinMaxCalibrater(prepped, op_types_to_calibrate=QUANT_SETTINGS["ops"],
@@ -291,7 +295,8 @@ def _write_with_metadata(proto, fp32_model, out, recipe: dict) -> Path:
 
 
 def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, recipe: dict | None = None,
-                  fp32_nodes: Sequence[str] | None = None, threads: int | None = None) -> Path:
+                  fp32_nodes: Sequence[str] | None = None, threads: int | None = None,
+                  conv_outputs: bool = True) -> Path:
     """Write the int8 QDQ version of an exported fp32 graph, calibrated on uint8 NHWC ``crops``
     (an array, or any iterable of HxWx3 crops: they are streamed, `CropBatches`).
     ``fp32_nodes``: nodes left unquantised (default: `fp32_nodes`, the heads and the block feeding
@@ -306,10 +311,10 @@ def quantize_int8(fp32_model: str | os.PathLike, out: str | os.PathLike, crops, 
     if _own_calibration_supported():
         ranges = collect_ranges(fp32_model, crops, threads)
         return quantize_from_ranges(fp32_model, out, ranges, recipe or {"num_crops": _count(crops), **quant_settings()},
-                                    fp32_nodes)
+                                    fp32_nodes, conv_outputs)
     # an older onnxruntime: its own calibration session, still fed one streamed batch at a time
     reader = CropBatches(crops, config, QUANT_SETTINGS["calibration_batch"])
-    kwargs = _quantize_static_settings()
+    kwargs = _quantize_static_settings(conv_outputs)
     with tempfile.TemporaryDirectory() as tmp:
         prepped = pre_process(fp32_model, Path(tmp) / "prepped.onnx")
         exclude = list(default_fp32_nodes(prepped) if fp32_nodes is None else fp32_nodes)
