@@ -205,3 +205,19 @@ def test_shipped_int8_ranges_rebuild_the_calibrated_graph_without_data(monkeypat
         Detector(weights, device="cpu", backend="onnxruntime", precision="int8", threads=1)
     with pytest.raises(ValueError, match="needs --calibration"):
         cli.main(["export", "--weights", str(weights), "--out", str(tmp_path / "r.json"), "--int8-ranges"])
+
+
+def test_fp32_nodes_are_the_heads_and_the_last_feature_block_but_its_first_conv(tmp_path):
+    """The int8 recipe's float part, by node name on a real export (two stacks)."""
+    import onnx
+
+    cfg = micro_model()
+    assert cfg.num_stacks == 2
+    path = export_onnx(SMTNet(cfg).eval(), tmp_path / "m.onnx")
+    convs = [n.name for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "Gemm")]
+    keep = set(quantize.fp32_nodes(path)) & set(convs)
+    assert {n for n in convs if "/heatmap_heads." in n or "/coord_heads." in n} <= keep
+    assert "/model/features.1/features.1.0/conv2/conv2.2/Conv" in keep
+    assert "/model/features.1/features.1.1/Conv" in keep
+    assert "/model/features.1/features.1.0/conv1/conv1.2/Conv" not in keep  # quantised: cost nothing measurable
+    assert not any("/features.0/" in n or "/hourglasses." in n or "/stem/" in n for n in keep)

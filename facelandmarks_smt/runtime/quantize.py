@@ -44,7 +44,7 @@ CALIBRATION_SESSION = "own session, ORT_ENABLE_ALL"
 #: Everything about the quantisation except the data; part of the int8 cache key.
 QUANT_SETTINGS = {"format": "QDQ", "weights": "int8 per-channel", "activations": "uint8 per-tensor",
                   "calibration_method": "MinMax", "reduce_range": "auto", "ops": ["Conv", "Gemm", "MatMul"],
-                  "fp32_nodes": "heatmap_heads.*, coord_heads.*, the last stack's features.*",
+                  "fp32_nodes": "heatmap_heads.*, coord_heads.*, the last stack's features.* but its first conv",
                   "calibration_batch": CALIBRATION_BATCH}
 #: Nodes whose names hold one of these stay fp32: the heads decide the argmax and the sub-pixel residual.
 FP32_NODE_PATTERNS = ("/heatmap_heads.", "/coord_heads.")
@@ -53,17 +53,22 @@ _FEATURE_BLOCK = re.compile(r"/features\.(\d+)/")
 
 def fp32_nodes(graph) -> list[str]:
     """The nodes an int8 graph keeps fp32: the heads (`head_nodes`) and the last stack's feature
-    block, which feeds them. Chosen on the validation split of the 300-W training folders
-    (`benchmarks/int8_variants.py`, 256 calibration crops; fp32 -> int8 NME): small v8 +0.087 with the
-    heads alone fp32, +0.043 with this block too; tiny v2 +0.044 / +0.015. Keeping the stem's first
-    convolution or the last hourglass's top level fp32 as well did not help (docs/benchmarks.md)."""
+    block, which feeds them, but for that block's first convolution. Chosen on the validation split
+    of the 300-W training folders (`benchmarks/int8_variants.py`, 256 calibration crops; fp32 -> int8
+    NME): small v8 +0.087 with the heads alone fp32, +0.043 with the block too; tiny v2 +0.044 / +0.015.
+    Quantising the block's first 3x3 convolution as well (most of the fp32 time in OpenVINO) cost
+    nothing measurable (OpenVINO: small v8 +0.033 -> +0.038, tiny v3 +0.015 -> +0.008). Keeping the
+    stem's first convolution or the last hourglass's top level fp32 as well did not help
+    (docs/benchmarks.md)."""
     import onnx
 
     proto = graph if isinstance(graph, onnx.ModelProto) else onnx.load(str(graph), load_external_data=False)
     names = [n.name for n in proto.graph.node]
     stacks = [int(m.group(1)) for m in map(_FEATURE_BLOCK.search, names) if m]
-    last = f"/features.{max(stacks)}/" if stacks else None
-    return [n for n in names if any(p in n for p in FP32_NODE_PATTERNS) or (last is not None and last in n)]
+    last = max(stacks) if stacks else None
+    block, first_conv = f"/features.{last}/", f"/features.{last}/features.{last}.0/conv1/"
+    return [n for n in names if any(p in n for p in FP32_NODE_PATTERNS)
+            or (last is not None and block in n and first_conv not in n)]
 
 
 def head_nodes(graph) -> list[str]:
