@@ -2,7 +2,7 @@
 
 Recipe (stored in the int8 model's metadata as ``facelandmarks_smt.calibration``): QDQ format,
 int8 per-channel weights, uint8 per-tensor activations, the heatmap and coordinate heads and the
-last stack's feature block that feeds them left in fp32 (`fp32_nodes`; quantising the heads cost
+last stack's feature block that feeds them (but its first convolution) left in fp32 (`fp32_nodes`; quantising the heads cost
 0.54 validation NME, keeping them 0.06-0.09, keeping the block too 0.02-0.04: docs/benchmarks.md), MinMax ranges calibrated on 32 (`DEFAULT_NUM_CROPS`)
 face crops made with the library's own crop code (`geometry.crop_matrix` around each face's
 ground-truth landmark box) from *training* folders, drawn with a fixed seed. Calibrating on test
