@@ -127,16 +127,17 @@ def test_int8_is_quantised_cached_and_loosely_agrees(monkeypatch, tmp_path, torc
     per_channel = [n for n in graph.graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits
                    and len(inits[n.input[1]].dims) == 1 and inits[n.input[1]].dims[0] > 1]
     assert per_channel, "weights should be quantised per output channel"
-    # the heads and the last stack's feature block (tiny: 2 stacks, features.1) stay fp32: their weights
-    # are plain initialisers, no DequantizeLinear in front of them; the first stack's block is int8
+    # the heads and the last stack's feature block (tiny: 2 stacks, features.1) but its first conv stay fp32:
+    # their weights are plain initialisers, no DequantizeLinear in front of them; the first stack's block is int8
     dq_outputs = {n.output[0] for n in graph.graph.node if n.op_type == "DequantizeLinear"}
-    kept = [n for n in graph.graph.node if n.op_type in ("Conv", "Gemm")
+    first_conv = "/features.1/features.1.0/conv1/"
+    kept = [n for n in graph.graph.node if n.op_type in ("Conv", "Gemm") and first_conv not in n.name
             and ("/heatmap_heads." in n.name or "/coord_heads." in n.name or "/features.1/" in n.name)]
     assert {n.op_type for n in kept} >= {"Conv", "Gemm"} and any("/features.1/" in n.name for n in kept)
     for n in kept:
         assert n.input[1] in inits and n.input[1] not in dq_outputs, f"{n.name} was quantised"
     body = [n for n in graph.graph.node if n.op_type == "Conv" and n not in kept]
-    assert any("/features.0/" in n.name for n in body)
+    assert any("/features.0/" in n.name for n in body) and any(first_conv in n.name for n in body)
     assert body and all(n.input[1] in dq_outputs for n in body), "the body convolutions should be int8"
     # a second detector finds the cached graph without calibration data
     again = Detector(weights, device="cpu", backend="onnxruntime", precision="int8", threads=1)
