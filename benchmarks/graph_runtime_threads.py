@@ -21,15 +21,8 @@ Run it on a quiet machine; set nothing in the environment (``OMP_WAIT_POLICY`` u
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
 
 
 def measure(config: str, heads: str, torch_threads: int, threads: int, repeats: int) -> dict:
@@ -79,13 +72,9 @@ def measure(config: str, heads: str, torch_threads: int, threads: int, repeats: 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", nargs="+", default=["tiny", "small"])
-    p.add_argument("--threads", type=int, default=2, help="the detector's threads (OpenVINO's and the heads')")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=100)
-    p.add_argument("--json", default=None)
-    p.add_argument("--arm", nargs=3, metavar=("CONFIG", "HEADS", "TORCH_THREADS"), help=argparse.SUPPRESS)
+    from fresh_process_ab import ab_arguments, print_table, run_arms, write_json
+
+    p = ab_arguments(__doc__, ("CONFIG", "HEADS", "TORCH_THREADS"), rounds=2)
     args = p.parse_args()
     if args.arm:
         config, heads, tt = args.arm
@@ -96,31 +85,13 @@ def main() -> None:
     import torch
 
     arms = [(c, h, t) for c in args.configs for h in ("torch", "openvino") for t in (args.threads, 1)]
-    results = []
-    for r in range(args.rounds):
-        for config, heads, tt in (arms if r % 2 == 0 else arms[::-1]):
-            out = subprocess.run([sys.executable, __file__, "--arm", config, heads, str(tt), "--threads",
-                                  str(args.threads), "--repeats", str(args.repeats)],
-                                 cwd=HERE, capture_output=True, text=True, check=True)
-            row = json.loads(out.stdout.strip().splitlines()[-1])
-            row["round"] = r
-            results.append(row)
-            print(f"round {r}: {config} heads in {heads}, torch threads {tt}: b1 {row['ms_b1']} ms, "
-                  f"video {row['ms_video_frame']} ms/frame", flush=True)
+    results = run_arms(__file__, arms, args.rounds, ["--threads", str(args.threads), "--repeats", str(args.repeats)])
     header = (f"machine: {cpu_name()}, openvino bf16 path, detector threads {args.threads}, torch {torch.__version__}, "
               f"{args.rounds} rounds (each a fresh process), medians")
     print("\n" + header + "\n")
-    print("| config | last heads in | torch threads | ms/face b1 (each round) | tracked video ms/frame (each round) |")
-    print("|---|---|---|---|---|")
-    for config, heads, tt in arms:
-        rows = [r for r in results if (r["config"], r["heads"], r["torch_threads"]) == (config, heads, tt)]
-        b1 = " / ".join(f"{r['ms_b1']:.1f}" for r in rows)
-        video = " / ".join(f"{r['ms_video_frame']:.1f}" for r in rows)
-        print(f"| {config} | {heads} | {tt} | {b1} (median {statistics.median(r['ms_b1'] for r in rows):.1f}) | "
-              f"{video} (median {statistics.median(r['ms_video_frame'] for r in rows):.1f}) |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": header, "command": " ".join(sys.argv),
-                                               "date": time.strftime("%Y-%m-%d"), "rows": results}, indent=1))
+    print_table(results, arms, ("config", "heads", "torch_threads"),
+                [("ms_b1", "ms/face b1"), ("ms_video_frame", "tracked video ms/frame")])
+    write_json(args.json, header, results)
 
 
 if __name__ == "__main__":

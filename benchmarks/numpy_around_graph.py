@@ -23,15 +23,8 @@ runs, the face detector at max_side 320) on the 640x480 frame of `inference_spee
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
 
 
 def measure(config: str, prepost: str, torch_threads: int, threads: int, repeats: int) -> dict:
@@ -76,13 +69,9 @@ def measure(config: str, prepost: str, torch_threads: int, threads: int, repeats
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", nargs="+", default=["tiny", "small"])
-    p.add_argument("--threads", type=int, default=2, help="the detector's threads")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=100)
-    p.add_argument("--json", default=None)
-    p.add_argument("--arm", nargs=3, metavar=("CONFIG", "PREPOST", "TORCH_THREADS"), help=argparse.SUPPRESS)
+    from fresh_process_ab import ab_arguments, print_table, run_arms, write_json
+
+    p = ab_arguments(__doc__, ("CONFIG", "PREPOST", "TORCH_THREADS"), rounds=3)
     args = p.parse_args()
     if args.arm:
         config, prepost, tt = args.arm
@@ -93,36 +82,17 @@ def main() -> None:
     import torch
 
     arms = [(c, pp, t) for c in args.configs for pp in ("torch", "numpy") for t in (args.threads, 1)]
-    results = []
-    for r in range(args.rounds):
-        for config, prepost, tt in (arms if r % 2 == 0 else arms[::-1]):
-            out = subprocess.run([sys.executable, __file__, "--arm", config, prepost, str(tt), "--threads",
-                                  str(args.threads), "--repeats", str(args.repeats)],
-                                 cwd=HERE, capture_output=True, text=True, check=True)
-            row = json.loads(out.stdout.strip().splitlines()[-1])
-            row["round"] = r
-            results.append(row)
-            print(f"round {r}: {config} ({row['path']}) pre/post in {prepost}, torch threads {tt}: "
-                  f"b1 {row['ms_b1']} ms, video {row['ms_video_frame']} ms/frame", flush=True)
+    results = run_arms(__file__, arms, args.rounds, ["--threads", str(args.threads), "--repeats", str(args.repeats)])
     for config in args.configs:  # the two ways must give the same landmarks
         sums = [r["check"] for r in results if r["config"] == config]
-        if max(sums) - min(sums) > 1e-2 * max(1.0, abs(sums[0])) * 1e-3:
+        if max(sums) - min(sums) > 1e-3 * max(1.0, abs(sums[0])):
             raise SystemExit(f"{config}: the arms' landmarks differ (sums {sorted(set(sums))})")
-    header = (f"machine: {cpu_name()}, default path, detector threads {args.threads}, torch {torch.__version__}, "
-              f"{args.rounds} rounds (each a fresh process), medians")
+    header = (f"machine: {cpu_name()}, default path ({results[0]['path']} for {results[0]['config']}), detector "
+              f"threads {args.threads}, torch {torch.__version__}, {args.rounds} rounds (each a fresh process), medians")
     print("\n" + header + "\n")
-    print("| config (path) | pre/post in | torch threads | detect b1 ms (each round) | tracked video ms/frame (each round) |")
-    print("|---|---|---|---|---|")
-    for config, prepost, tt in arms:
-        rows = [r for r in results if (r["config"], r["prepost"], r["torch_threads"]) == (config, prepost, tt)]
-        b1 = " / ".join(f"{r['ms_b1']:.1f}" for r in rows)
-        video = " / ".join(f"{r['ms_video_frame']:.1f}" for r in rows)
-        print(f"| {config} ({rows[0]['path']}) | {prepost} | {tt} | {b1} (median "
-              f"{statistics.median(r['ms_b1'] for r in rows):.1f}) | {video} (median "
-              f"{statistics.median(r['ms_video_frame'] for r in rows):.1f}) |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": header, "command": " ".join(sys.argv),
-                                               "date": time.strftime("%Y-%m-%d"), "rows": results}, indent=1))
+    print_table(results, arms, ("config", "prepost", "torch_threads"),
+                [("ms_b1", "detect b1 ms"), ("ms_video_frame", "tracked video ms/frame")])
+    write_json(args.json, header, results)
 
 
 if __name__ == "__main__":
