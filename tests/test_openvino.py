@@ -157,7 +157,7 @@ def test_openvino_int8_runs_the_cached_qdq_graph_and_loosely_agrees(ov, monkeypa
     # int8 moves some argmaxes to a neighbouring heatmap cell (4 crop px), a few by 2-3 cells. Measured on these
     # 8 jittered crops of one image (also the calibration crops) with the shipped tiny v4 and the recipe that
     # quantises the last feature block's first conv: openvino median 0, mean 0.61, 99th percentile 5.7, max
-    # 12.6 px; onnxruntime on the same graph median 0, mean 0.50, max 8.0 (tiny v3, the recipe before: max 8.9
+    # 12.6 px; onnxruntime on the same graph median 0, mean 0.50, max 8.0 (earlier weights and recipe: max 8.9
     # for both). The bulk is checked here, and openvino against onnxruntime below.
     p99 = np.percentile(err, 99)
     assert np.median(err) <= 0.5 and err.mean() <= 3.0 and p99 <= 12.0, (np.median(err), err.mean(), p99, err.max())
