@@ -38,8 +38,7 @@ import torch
 
 from facelandmarks_smt import Detector, hub
 from facelandmarks_smt.runtime.device import cpu_has_native_bf16
-from facelandmarks_smt.runtime.backends import AUTO, GRAPH_BACKENDS, auto_int8_possible, resolve_path
-from facelandmarks_smt.runtime.graphs import shipped_int8_ranges
+from facelandmarks_smt.runtime.backends import AUTO, GRAPH_BACKENDS, auto_int8_ready, resolve_path
 from facelandmarks_smt.face_detection import get_face_detector
 from facelandmarks_smt.images import load_image
 from facelandmarks_smt.video import FaceTracker
@@ -245,9 +244,7 @@ def main() -> None:
 
     def default_path(config: str) -> tuple[str, str]:
         """What Detector(backend="auto", precision="auto") takes for this config's weights here."""
-        _, sha = weights_for(config)
-        ready = sha is not None and auto_int8_possible(cpu) and shipped_int8_ranges(sha) is not None
-        return resolve_path(AUTO, AUTO, cpu, int8_ready=ready)
+        return resolve_path(AUTO, AUTO, cpu, int8_ready=auto_int8_ready(cpu, weights_for(config)[1]))
 
     for config in args.configs:
         weights, _ = weights_for(config)

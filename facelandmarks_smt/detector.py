@@ -18,8 +18,8 @@ from .geometry import crop_matrix, invert_affine, normalise_crops, normalise_uni
 from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
 from .models import SMTNet
 from .result import Face
-from .runtime.backends import AUTO, GRAPH_BACKENDS, auto_int8_possible, fallback_path, make_runner, resolve_path
-from .runtime.graphs import shipped_int8_ranges
+from .runtime.backends import (AUTO, GRAPH_BACKENDS, auto_int8_possible, auto_int8_ready, fallback_path, make_runner,
+                               resolve_path)
 from .runtime.device import resolve_device
 from .schemes import get_scheme, mirror_points, scheme_conversion
 from .weights_io import load_model, sha256_file
@@ -131,10 +131,10 @@ class Detector:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive int or None, got {threads!r}")
         fully_auto = backend == AUTO and precision == AUTO
-        int8_ready = False
-        if fully_auto and auto_int8_possible(self.device) and isinstance(weights, (str, os.PathLike)):
+        from_file = isinstance(weights, (str, os.PathLike))
+        if fully_auto and from_file and auto_int8_possible(self.device):  # hash the file only where int8 could run
             sha256 = sha256 or sha256_file(weights)
-            int8_ready = shipped_int8_ranges(sha256) is not None
+        int8_ready = fully_auto and from_file and auto_int8_ready(self.device, sha256)
         backend, precision = resolve_path(backend, precision, self.device, int8_ready)
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size or batch_size_for(self.model.config, memory_limit_mb)

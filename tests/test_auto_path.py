@@ -111,6 +111,15 @@ def test_int8_only_for_weights_with_shipped_ranges_on_native_bf16_cpus_with_open
                     if backend == "auto" or ov or backend != "openvino":
                         assert resolve_path(backend, "auto", CPU)[1] != "int8"
     assert backends.fallback_path("openvino", "int8") == ("openvino", "bf16")
+    # the same question for a weights file, as Detector and the benchmarks ask it
+    from facelandmarks_smt import hub
+
+    shipped = hub.REGISTRY["smtnet-300w-tiny"].sha256
+    cpu(native_bf16=True, ov=True)
+    assert backends.auto_int8_ready(CPU, shipped) and not backends.auto_int8_ready(CPU, None)
+    assert not backends.auto_int8_ready(CPU, "0" * 64)  # no ranges ship for these weights
+    cpu(native_bf16=False, ov=True)
+    assert not backends.auto_int8_ready(CPU, shipped)
 
 
 def test_auto_runs_openvino_int8_for_the_shipped_tiny(cpu, monkeypatch, tmp_path):

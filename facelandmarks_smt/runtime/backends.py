@@ -38,7 +38,7 @@ import torch
 from ..models import SMTNet
 from .device import cpu_has_native_bf16, torch_threads
 from .export import cached_onnx, export_onnx
-from .graphs import int8_graph
+from .graphs import int8_graph, shipped_int8_ranges
 from .openvino_backend import OpenVINORunner, check_openvino_precision, import_openvino, openvino_has_bf16
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
@@ -101,6 +101,12 @@ def auto_path(device: torch.device, int8_ready: bool = False) -> tuple[str, str]
 def auto_int8_possible(device: torch.device) -> bool:
     """Whether `auto_path` could choose int8 here (so that looking for shipped int8 ranges is worth it)."""
     return device.type == "cpu" and cpu_has_native_bf16() and openvino_available()
+
+
+def auto_int8_ready(device: torch.device, weights_sha256: str | None) -> bool:
+    """``int8_ready`` for `auto_path`: int8 could be chosen here and the weights with this sha256 ship
+    int8 ranges (`graphs.shipped_int8_ranges`). What `Detector` and the benchmarks ask."""
+    return weights_sha256 is not None and auto_int8_possible(device) and shipped_int8_ranges(weights_sha256) is not None
 
 
 def auto_precision(backend: str, device: torch.device) -> str:
@@ -265,4 +271,4 @@ def set_torch_threads(threads: int | None) -> None:
 __all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "OpenVINORunner", "make_runner",
                           "int8_graph",
                           "cpu_has_native_bf16", "set_torch_threads", "auto_path", "resolve_path",
-                          "onnxruntime_available", "openvino_available", "auto_int8_possible", "fallback_path", "auto_precision", "warn_if_slow_bf16")
+                          "onnxruntime_available", "openvino_available", "auto_int8_possible", "auto_int8_ready", "fallback_path", "auto_precision", "warn_if_slow_bf16")

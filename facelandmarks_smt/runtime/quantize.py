@@ -241,7 +241,9 @@ def collect_ranges(fp32_model: str | os.PathLike, crops, threads: int | None = N
 
 def _quantize_static_settings(conv_outputs: bool = True) -> dict:
     """``quantize_static``'s arguments for `QUANT_SETTINGS` (both ways of building an int8 graph).
-    ``conv_outputs=False`` leaves the outputs of the quantised ops in float (`OPENVINO_QDQ`)."""
+    ``conv_outputs=False`` leaves the outputs of the quantised ops in float: a measured alternative
+    (`benchmarks/int8_variants.py --conv-outputs float`), not the library's graph, since OpenVINO 2026.4
+    miscomputes it for this network (docs/benchmarks.md)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
 
     extra = {} if conv_outputs else {"OpTypesToExcludeOutputQuantization": list(QUANT_SETTINGS["ops"])}
@@ -254,7 +256,7 @@ def _quantize_static_settings(conv_outputs: bool = True) -> dict:
 def quantize_from_ranges(fp32_model: str | os.PathLike, out: str | os.PathLike, ranges: dict[str, Sequence[float]],
                          recipe: dict, fp32_nodes: Sequence[str] | None = None, conv_outputs: bool = True) -> Path:
     """Write the int8 QDQ version of an exported fp32 graph from precomputed ranges (`collect_ranges`).
-    ``conv_outputs=False``: the quantised ops' outputs stay float (the OpenVINO form, `OPENVINO_QDQ`).
+    ``conv_outputs=False``: the quantised ops' outputs stay float (see `_quantize_static_settings`).
     Raises ValueError when the ranges lack a tensor this graph calibrates (they were collected from
     another export of the network) or when this onnxruntime cannot take precomputed ranges."""
     import onnx
