@@ -214,3 +214,7 @@ def test_select_views_links_by_final_yaw_and_view_number(tmp_path):
                  "--max-final-yaw", "75"]) == 0
     assert sorted(p.name for p in (tmp_path / "v0").iterdir()) == ["a_v0.jpg", "a_v0.pts"]
     assert main(["select-views", "--synth", str(tmp_path / "all"), "--out", str(tmp_path / "x")]) == 2
+    # the hardest turns only (|final yaw| 72 to 80): a_v1 (-75)
+    assert synthesis.select_views(src, tmp_path / "hard", min_final_yaw=72) == 1
+    assert sorted(p.name for p in (tmp_path / "hard").iterdir()) == ["a_v1.jpg", "a_v1.pts"]
+    assert main(["select-views", "--synth", str(src), "--out", str(tmp_path / "y"), "--min-final-yaw", "90"]) == 2

@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True, help="folder for the links (.jpg + .pts)")
     v.add_argument("--max-final-yaw", type=float, default=80.0,
                    help="keep views whose head ends at most this many degrees from frontal")
+    v.add_argument("--min-final-yaw", type=float, default=0.0,
+                   help="keep views whose head ends at least this many degrees from frontal (e.g. 60 to "
+                        "oversample the hardest turns)")
     v.add_argument("--views", type=int, nargs="+", default=None, metavar="K",
                    help="only these view numbers (0-based, the _vK in the names), e.g. 0 for one view a face")
     g = sub.add_parser("degrade", help="write degraded copies of faces (blur, low resolution, noise, dark, "
@@ -157,7 +160,11 @@ def cmd_select_views(args: argparse.Namespace) -> int:
 
     if not 0 <= args.max_final_yaw <= 180:
         raise ValueError(f"--max-final-yaw must be in [0, 180], got {args.max_final_yaw}")
-    n = select_views(args.synth, args.out, max_final_yaw=args.max_final_yaw, views=args.views)
+    if not 0 <= args.min_final_yaw <= args.max_final_yaw:
+        raise ValueError(f"--min-final-yaw must be in [0, --max-final-yaw={args.max_final_yaw}], "
+                         f"got {args.min_final_yaw}")
+    n = select_views(args.synth, args.out, max_final_yaw=args.max_final_yaw, views=args.views,
+                     min_final_yaw=args.min_final_yaw)
     print(json.dumps({"out": args.out, "views": n}))
     return 0
 

@@ -525,10 +525,10 @@ def synthesize_folder(data: Sequence[str], out_dir: str | os.PathLike, *, views:
 
 
 def select_views(synth_dir: str | os.PathLike, out_dir: str | os.PathLike, *, max_final_yaw: float = 80.0,
-                 views: Iterable[int] | None = None) -> int:
+                 views: Iterable[int] | None = None, min_final_yaw: float = 0.0) -> int:
     """Link (not copy) the synthesized views of ``synth_dir`` whose head ends at most
-    ``max_final_yaw`` degrees from frontal (the fitted yaw plus the view's turn), optionally only view
-    numbers ``views``, into ``out_dir``: a training or validation folder every reader loads. Past
+    ``max_final_yaw`` (and at least ``min_final_yaw``, e.g. to oversample the hardest turns) degrees
+    from frontal (the fitted yaw plus the view's turn), optionally only view numbers ``views``, into ``out_dir``: a training or validation folder every reader loads. Past
     80 degrees the face collapses to a sliver and the jaw labels fold (docs/training.md), so the
     runs drop those views. Idempotent; returns the number of views selected."""
     src, dst = Path(synth_dir), Path(out_dir)
@@ -543,7 +543,8 @@ def select_views(synth_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ma
             rec = json.loads(line)
             for view in rec.get("views", []):
                 k = int(view["file"].rsplit("_v", 1)[1].split(".")[0])
-                if abs(rec["yaw_pitch_roll"][0] + view["yaw"]) > max_final_yaw or (keep is not None and k not in keep):
+                final = abs(rec["yaw_pitch_roll"][0] + view["yaw"])
+                if not min_final_yaw <= final <= max_final_yaw or (keep is not None and k not in keep):
                     continue
                 for ext in (".jpg", ".pts"):
                     name = view["file"][:-4] + ext
