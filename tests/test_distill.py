@@ -149,3 +149,48 @@ def test_distilling_only_the_data_faces_mixes_per_sample():
     # a training step runs with the mask (teacher on the distilled samples only)
     loss, _ = tr.train_step(tr.batches.make_batch(0, np.array([0, 5, 1, 4])))
     assert np.isfinite(loss)
+
+
+def test_clean_teacher_input_sees_the_undegraded_crop():
+    """With ``distill_input="clean"`` the batches carry the same crops (same warp, flip and points)
+    without the photometric draws, and the teacher runs on those, not on the degraded crops."""
+    from facelandmarks_smt.training.augment import AugmentConfig, augment_sample, sample_augmentation
+
+    torch.manual_seed(0)
+    faces = synthetic_faces(8, seed=3)
+    aug = AugmentConfig(rotation=20, scale=0.1, translation=0.05, flip_prob=0.0, blur_prob=1.0, blur_sigma=1.5,
+                        color_prob=1.0, noise_prob=1.0, occlusion_prob=1.0)
+    cfg = micro_train_config(distill_input="clean", augment=aug)
+    with pytest.raises(ValueError, match="distill_input"):
+        micro_train_config(distill_input="teacher")
+    caches = FaceCache.build(faces[:6], cfg.model, margin=2.0), FaceCache.build(faces[6:], cfg.model)
+    out = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"d3_{os.getpid()}")
+    seen = []
+
+    class Recorder(SMTNet):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    tr = Trainer(cfg, *caches, out_dir=out, device="cpu", progress=False, teacher=Recorder(cfg.model),
+                 teacher_id="x")
+    idx = np.array([0, 3, 1, 5])
+    batch = tr.batches.make_batch(0, idx)
+    assert batch["clean_crops"].shape == batch["crops"].shape
+    for j, i in enumerate(idx):  # the clean crop is augment_sample with the geometric draws only
+        params = sample_augmentation(np.random.default_rng([cfg.seed, 0, int(i)]), aug)
+        image, lm, box = tr.batches.cache[int(i)]
+        crop, pts, _ = augment_sample(image, lm, box, cfg.model, aug, None,
+                                      params={**params, "blur": 0.0, "photo": None, "degrade": None})
+        np.testing.assert_array_equal(batch["clean_crops"][j], crop)
+        np.testing.assert_allclose(batch["landmarks"][j], pts)
+        assert np.abs(batch["crops"][j].astype(int) - crop).mean() > 1  # the student's crop is degraded
+    tr.train_step(batch)
+    torch.testing.assert_close(seen[-1], tr._inputs({**batch, "crops": batch["clean_crops"]})[0])
+    # the default ("augmented"): no clean crops are made and the teacher sees the student's input
+    plain = Trainer(micro_train_config(augment=aug), *caches, out_dir=out + "p", device="cpu", progress=False,
+                    teacher=Recorder(cfg.model), teacher_id="x")
+    b2 = plain.batches.make_batch(0, idx)
+    assert "clean_crops" not in b2
+    plain.train_step(b2)
+    torch.testing.assert_close(seen[-1], plain._inputs(b2)[0])

@@ -327,7 +327,10 @@ class AugmentedBatches:
         ``landmarks``: ``(B, L, 2)`` float32 crop pixels (flip-permuted);
         ``indices``: ``(B,)`` int64 cache indices (= dataset indices);
         ``matrices``: ``(B, 2, 3)`` float64 original-image -> crop affines (before permutation);
-        ``flipped``: ``(B,)`` bool.
+        ``flipped``: ``(B,)`` bool;
+        ``clean_crops`` (only with ``clean_crops=True``): the same crops (same warp and flip) without
+        the photometric draws (blur, colour, occlusion, degradations), for a teacher that should give
+        its answer on the clean face as the target of the degraded one.
 
     The face order of epoch ``e`` depends only on ``(seed, e)`` and a face's augmentation only
     on ``(seed, e, index)``, so ``epoch_batches(e, start)`` reproduces a stream exactly (resume
@@ -351,6 +354,7 @@ class AugmentedBatches:
             OpenCV's own pool does not fight torch for the cores; the caller's count is given back
             when the epoch ends (`runtime.device.cv2_threads`, which sets nothing when the count
             already is that); None leaves it.
+        clean_crops: also serve ``clean_crops`` (the augmentation draws are unchanged).
     """
 
     def __init__(
@@ -367,6 +371,7 @@ class AugmentedBatches:
         num_workers: int = 1,
         prefetch: int = 2,
         cv2_threads: int | None = 1,
+        clean_crops: bool = False,
     ) -> None:
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -389,6 +394,7 @@ class AugmentedBatches:
         self.num_workers = int(num_workers)
         self.prefetch = int(prefetch)
         self.cv2_threads = cv2_threads
+        self.clean_crops = bool(clean_crops)
         self.epoch = 0
         if len(self) == 0:
             raise ValueError(f"batch_size {batch_size} > {len(cache)} faces with drop_last=True gives no batches")
@@ -436,6 +442,7 @@ class AugmentedBatches:
         pts = np.empty((b, self.cache.num_landmarks, 2), dtype=np.float32)
         mats = np.empty((b, 2, 3), dtype=np.float64)
         flipped = np.zeros(b, dtype=bool)
+        clean = np.empty_like(crops) if self.clean_crops else None
         for j, idx in enumerate(indices):
             idx = int(idx)
             if self.aug_cfg.enabled:
@@ -445,12 +452,19 @@ class AugmentedBatches:
             image, lm, box = self.cache[idx]
             crops[j], pts[j], m = augment_sample(image, lm, box, self.model_cfg, self.aug_cfg, None,
                                                  self.flip_permutation, params=params)
+            if clean is not None:
+                geometric = {**params, "blur": 0.0, "photo": None, "degrade": None}
+                clean[j] = augment_sample(image, lm, box, self.model_cfg, self.aug_cfg, None,
+                                          self.flip_permutation, params=geometric)[0]
             t = self.cache.to_cache[idx]
             mats[j, :, :2] = m[:, :2] @ t[:, :2]
             mats[j, :, 2] = m[:, :2] @ t[:, 2] + m[:, 2]
             flipped[j] = params["flip"]
-        return {"crops": crops, "landmarks": pts, "indices": np.asarray(indices, dtype=np.int64),
-                "matrices": mats, "flipped": flipped}
+        batch = {"crops": crops, "landmarks": pts, "indices": np.asarray(indices, dtype=np.int64),
+                 "matrices": mats, "flipped": flipped}
+        if clean is not None:
+            batch["clean_crops"] = clean
+        return batch
 
     def epoch_batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """The batches of epoch ``epoch`` from batch number ``start`` on (for mid-epoch resume)."""

@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--teacher", metavar="WEIGHTS",
                    help="distil from these trained weights (.safetensors or a pretrained name): its heatmaps "
                         "become soft targets with weight distill_weight (default 0.5); same crop settings needed; "
-                        "--set distill_sources=data limits them to the --data faces (not --extra-data)")
+                        "--set distill_sources=data limits them to the --data faces (not --extra-data); "
+                        "--set distill_input=clean shows the teacher the crops without blur, colour, occlusion "
+                        "and degradations")
     t.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     t.add_argument("--cache", help="folder to keep the decoded face cache in (reused when it exists)")

@@ -60,6 +60,10 @@ class TrainConfig:
     # --extra-data (e.g. synthesized large poses) learns from its labels alone. A teacher that is good on
     # real faces then anchors them (against forgetting) without pulling the new faces back to its errors.
     distill_sources: str = "all"
+    # What the teacher sees: "augmented", the student's own crop, or "clean": the same crop (same warp
+    # and flip) without blur, colour, occlusion and degradations, so a teacher that is good on clean
+    # faces teaches its clean answer as the target of the degraded crop instead of its degraded one.
+    distill_input: str = "augmented"
     # Model selection with bars: a validation counts as the best so far only when each named part
     # of the validation set (``real``, an --extra-val-data folder's name, or ``all``) scores at most
     # this NME, e.g. {"real": 3.62} keeps a run on synthetic faces from trading away real ones.
@@ -106,6 +110,8 @@ class TrainConfig:
             errors.append("batch_size and epochs must be >= 1 and lr > 0")
         if self.distill_sources not in ("all", "data"):
             errors.append(f"distill_sources must be all or data, got {self.distill_sources!r}")
+        if self.distill_input not in ("augmented", "clean"):
+            errors.append(f"distill_input must be augmented or clean, got {self.distill_input!r}")
         if not 0.0 <= self.distill_weight <= 1.0:
             errors.append(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         self.select_max_nme = {str(k): float(v) for k, v in dict(self.select_max_nme).items()}

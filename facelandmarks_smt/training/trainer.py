@@ -220,7 +220,8 @@ class Trainer:
             raise ValueError("distill_sources='data' needs data_faces (how many training faces come from --data)")
         flip = self.scheme.flip_permutation if self.scheme is not None else None
         self.batches = AugmentedBatches(self.train_cache, mcfg, cfg.augment, cfg.batch_size, cfg.seed,
-                                        flip_permutation=flip, num_workers=cfg.num_workers)
+                                        flip_permutation=flip, num_workers=cfg.num_workers,
+                                        clean_crops=teacher is not None and cfg.distill_input == "clean")
         self.val_batches = AugmentedBatches(self.val_cache, mcfg, AugmentConfig.disabled(), cfg.val_batch_size,
                                             0, shuffle=False, drop_last=False, num_workers=cfg.num_workers)
 
@@ -354,8 +355,9 @@ class Trainer:
         teacher_logits = distilled = None
         if self.teacher is not None:
             distilled = self.distilled_mask(batch["indices"])
+            xt = self._inputs({**batch, "crops": batch["clean_crops"]})[0] if "clean_crops" in batch else x
             with torch.no_grad(), self.autocast():  # the teacher sees only the samples it teaches
-                teacher_logits = self.teacher(x[distilled])[-1][0] if bool(distilled.any()) else x.new_zeros(
+                teacher_logits = self.teacher(xt[distilled])[-1][0] if bool(distilled.any()) else x.new_zeros(
                     (0, self.cfg.model.num_landmarks, self.cfg.model.heatmap_size, self.cfg.model.heatmap_size))
         with self.autocast():
             outputs = self.ddp_model(x)
