@@ -10,7 +10,9 @@ normalisation) and after (decoding, back to image pixels) is shared by all backe
 - ``onnxruntime`` ``int8``: that graph statically quantised by `quantize.quantize_int8`, cached
   as `graphs.int8_graph` says.
 - ``openvino`` ``fp32`` / ``int8`` (optional, ``pip install 'facelandmarks_smt[openvino]'``):
-  OpenVINO's CPU plugin on those same two cached graphs (`openvino_backend.OpenVINORunner`);
+  OpenVINO's CPU plugin on those same two cached graphs (`openvino_backend.OpenVINORunner`), but
+  for ``int8`` of weights that ship an OpenVINO int8 model (`graphs.shipped_openvino_int8`: NNCF's
+  post-training quantisation, made for this runtime), which runs instead;
   ``bf16`` only on CPUs with native bf16 (OpenVINO's bf16 inference precision on the network's
   trunk, the last heads a second OpenVINO model in fp32).
 
@@ -38,7 +40,7 @@ import torch
 from ..models import SMTNet
 from .device import cpu_has_native_bf16, torch_threads
 from .export import cached_onnx, export_onnx
-from .graphs import int8_graph, shipped_int8_ranges
+from .graphs import int8_graph, shipped_int8_ranges, shipped_openvino_int8
 from .openvino_backend import OpenVINORunner, check_openvino_precision, import_openvino, openvino_has_bf16
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
@@ -249,6 +251,11 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
         import_openvino()  # a missing package is named before any export work
         check_openvino_precision(precision)
     heads = []
+    if backend == "openvino" and precision == "int8" and calibration is None and weights_sha256 \
+            and (ir := shipped_openvino_int8(weights_sha256)) is not None:
+        # weights that ship an OpenVINO int8 model (NNCF's, `training.openvino_int8`) run it: faster
+        # there than the QDQ graph made for onnxruntime, at the same validation NME
+        return OpenVINORunner(ir, precision, threads)
     if precision == "int8":
         graph = int8_graph(model, weights_sha256, calibration, threads)  # threads: also the calibration session's
     else:

@@ -186,3 +186,33 @@ def export_weights(weights: str | os.PathLike, out: str | os.PathLike, opset: in
         export_onnx(model, out, opset=opset, metadata=meta)
     return {"out": str(out), "sha256": sha256_file(out), "opset": opset, "precision": "int8" if int8 else "fp32",
             "weights": str(path), "weights_sha256": sha}
+
+
+#: File name endings of a shipped OpenVINO int8 model (`training.openvino_int8` builds it): the IR
+#: (``.xml`` + ``.bin``) and its record (weights sha256, file sha256s, recipe, validation NME).
+OPENVINO_INT8_SUFFIX = ".openvino-int8"
+
+
+def shipped_openvino_int8(weights_sha256: str) -> Path | None:
+    """The ``.xml`` of a shipped OpenVINO int8 model made from the weights with this sha256 (found by
+    its ``*.openvino-int8.json`` record in the weights folders, `hub.search_dirs`), or None. Its
+    ``.xml`` and ``.bin`` must match the sha256s in the record: a changed or damaged file raises
+    ValueError instead of running a model other than the one measured."""
+    for d in hub.search_dirs():
+        for record in sorted(Path(d).glob(f"*{OPENVINO_INT8_SUFFIX}.json")) if Path(d).is_dir() else ():
+            try:
+                data = json.loads(record.read_text())
+            except (OSError, ValueError):  # unreadable: not a candidate
+                continue
+            if data.get("weights_sha256") != weights_sha256:
+                continue
+            stem = record.name[:-len(".json")]
+            xml, bin_ = record.with_name(stem + ".xml"), record.with_name(stem + ".bin")
+            for path, key in ((xml, "xml_sha256"), (bin_, "bin_sha256")):
+                if not path.is_file():
+                    raise ValueError(f"{record} names an OpenVINO int8 model, but {path} is missing")
+                if sha256_file(path) != data.get(key):
+                    raise ValueError(f"{path} does not match the sha256 in {record}: a changed or damaged file "
+                                     "(rebuild it with `python -m facelandmarks_smt.training quantize-openvino`)")
+            return xml
+    return None

@@ -112,7 +112,7 @@ def _compile(core, graph, config: dict[str, str], part: str):
 
 
 class OpenVINORunner:
-    """An OpenVINO CPU compiled model of an exported graph (a path or serialised ONNX bytes):
+    """An OpenVINO CPU compiled model of an exported graph (an ONNX or OpenVINO IR path, or ONNX bytes):
     normalised NCHW float32 crops in, fp32 ``(heatmaps, residuals)`` out, as the other runners.
     With ``heads`` (the heads graph, `export.export_onnx(part="heads")`) the graph is the trunk,
     compiled at ``precision``, and the heads a second model compiled in fp32."""

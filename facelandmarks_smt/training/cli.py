@@ -13,6 +13,7 @@ import os
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with eos's Surrey Face Model files (default: $FACELANDMARKS_SMT_EOS_MODEL)")
     y.add_argument("--shard", default="0/1", metavar="K/N", help="this process takes faces K, K+N, ... (parallel runs)")
     y.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    q = sub.add_parser("quantize-openvino", help="an OpenVINO int8 model of trained weights with NNCF, checked on the "
+                                                 "validation split, to ship beside them (backend='openvino', "
+                                                 "precision='int8' runs it)", formatter_class=HelpFormatter)
+    q.add_argument("--weights", required=True, help=".safetensors or a pretrained name")
+    q.add_argument("--data", nargs="+", required=True,
+                   help="the folders the weights were trained on, in train's order (calibration on the training "
+                        "part of train's split, accuracy on its validation part)")
+    q.add_argument("--out", required=True, help="writes OUT.xml, OUT.bin and OUT.json (e.g. "
+                                                "weights/smtnet-300w-tiny.openvino-int8)")
+    q.add_argument("--max-drop", type=float, default=0.02,
+                   help="largest validation NME increase over fp32 (NME points); NNCF's accuracy control puts layers "
+                        "back in fp32 until it holds")
+    q.add_argument("--keep-fp32", nargs="+", default=[], metavar="OP", help="OpenVINO op names left fp32 from the start")
+    q.add_argument("--keep-fp32-from", metavar="JSON", help="the keep_fp32 list of an earlier record (.json)")
+    q.add_argument("--num-calibration", type=int, default=256, help="calibration crops")
     v = sub.add_parser("select-views", help="link the synthesized views up to a final yaw (and chosen view numbers) "
                                             "into a folder for training or validation", formatter_class=HelpFormatter)
     v.add_argument("--synth", required=True, help="a synthesize-poses --out folder")
@@ -168,6 +184,18 @@ def cmd_select_views(args: argparse.Namespace) -> int:
     n = select_views(args.synth, args.out, max_final_yaw=args.max_final_yaw, views=args.views,
                      min_final_yaw=args.min_final_yaw)
     print(json.dumps({"out": args.out, "views": n}))
+    return 0
+
+
+def cmd_quantize_openvino(args: argparse.Namespace) -> int:
+    from .openvino_int8 import build_openvino_int8
+
+    keep = list(args.keep_fp32)
+    if args.keep_fp32_from:
+        keep += json.loads(Path(args.keep_fp32_from).read_text())["keep_fp32"]
+    record = build_openvino_int8(args.weights, args.data, args.out, max_drop=args.max_drop, keep_fp32=keep,
+                                 num_calibration=args.num_calibration)
+    print(json.dumps({k: record[k] for k in ("xml", "weights_sha256", "validation", "keep_fp32")}, indent=1))
     return 0
 
 
@@ -473,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_degrade(args)
         if args.command == "select-views":
             return cmd_select_views(args)
+        if args.command == "quantize-openvino":
+            return cmd_quantize_openvino(args)
         return cmd_evaluate(args)
     except (ValueError, FileNotFoundError, TypeError, ImportError) as e:  # bad data or arguments: one clear line
         print(f"error: {e}", file=sys.stderr)
