@@ -39,6 +39,7 @@ import torch
 from facelandmarks_smt import Detector, hub
 from facelandmarks_smt.runtime.device import cpu_has_native_bf16
 from facelandmarks_smt.runtime.backends import AUTO, GRAPH_BACKENDS, auto_int8_ready, resolve_path
+from facelandmarks_smt.runtime.graphs import shipped_openvino_int8
 from facelandmarks_smt.face_detection import get_face_detector
 from facelandmarks_smt.images import load_image
 from facelandmarks_smt.video import FaceTracker
@@ -54,12 +55,12 @@ TRACK_REDETECT = 30  # FaceTracker's default: the face detector at least every 3
 BOX = np.array([178.0, 85.0, 260.0, 180.0])  # the astronaut's landmark box, roughly
 WEIGHTS = {"small": "smtnet-300w-small", "tiny": "smtnet-300w-tiny"}
 VARIANTS = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
-            ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")]
+            ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"), ("openvino", "int8-nncf")]
 #: precision_nme.py's variant labels
 NME_LABELS = {("torch", "fp32"): "torch fp32", ("torch", "bf16"): "torch bf16",
               ("onnxruntime", "fp32"): "onnxruntime fp32", ("onnxruntime", "int8"): "onnxruntime int8",
               ("openvino", "fp32"): "openvino fp32", ("openvino", "bf16"): "openvino bf16",
-              ("openvino", "int8"): "openvino int8"}
+              ("openvino", "int8"): "openvino int8", ("openvino", "int8-nncf"): "openvino int8, NNCF model"}
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -95,6 +96,10 @@ def weights_for(config: str) -> tuple[str | None, str | None]:
 
 def make_detector(config: str, weights: str | None, backend: str, precision: str, threads: int, calibration,
                   face_detector="yunet"):
+    """``precision="int8"`` runs the QDQ graph calibrated on ``calibration``; ``"int8-nncf"`` the
+    OpenVINO int8 model shipped beside the weights (what the default path runs when there is one)."""
+    if precision == "int8-nncf":
+        precision, calibration = "int8", None
     kwargs = dict(device="cpu", backend=backend, precision=precision, threads=threads, batch_size=8,
                   calibration=calibration if precision == "int8" else None, face_detector=face_detector)
     with warnings.catch_warnings():
@@ -217,6 +222,8 @@ def main() -> None:
         weights, _ = weights_for(config)
         gflops = None
         for backend, precision in variants:
+            if precision == "int8-nncf" and (not weights or shipped_openvino_int8(sha256_file(weights)) is None):
+                continue  # these weights ship no OpenVINO int8 model
             t = time.perf_counter()
             det = make_detector(config, weights, backend, precision, args.threads, calibration)
             setup_s = time.perf_counter() - t
@@ -244,7 +251,11 @@ def main() -> None:
 
     def default_path(config: str) -> tuple[str, str]:
         """What Detector(backend="auto", precision="auto") takes for this config's weights here."""
-        return resolve_path(AUTO, AUTO, cpu, int8_ready=auto_int8_ready(cpu, weights_for(config)[1]))
+        sha = weights_for(config)[1]
+        path = resolve_path(AUTO, AUTO, cpu, int8_ready=auto_int8_ready(cpu, sha))
+        if path == ("openvino", "int8") and sha and shipped_openvino_int8(sha) is not None:
+            return "openvino", "int8-nncf"  # the shipped OpenVINO int8 model runs then
+        return path
 
     for config in args.configs:
         weights, _ = weights_for(config)

@@ -5,7 +5,8 @@
 
 Rows: onnxruntime int8 (calibrated on crops of the 300-W training folders, never the test faces),
 onnxruntime fp32, torch fp32, torch fp32 with flip test-time augmentation, torch bf16, and, with
-the `openvino` extra, OpenVINO fp32 and int8 (the same int8 graph). ``--variants`` runs some rows
+the `openvino` extra, OpenVINO fp32 and int8 (the same int8 graph) and, for weights that ship one,
+the OpenVINO int8 model NNCF made (`training.openvino_int8`). ``--variants`` runs some rows
 and keeps the other rows of an existing JSON for the same weights (same sha256). The JSON
 is rewritten after each row, so a long run (bf16 is slow on CPUs without native bf16) keeps what
 it finished. `inference_speed.py` reads this JSON when its weights sha256 matches. Faces are
@@ -27,6 +28,7 @@ import torch
 
 from facelandmarks_smt import Detector, hub
 from facelandmarks_smt.preprocess import invert_affine, transform_points
+from facelandmarks_smt.runtime.graphs import shipped_openvino_int8
 from facelandmarks_smt.training.datasets import three_hundred_w
 from facelandmarks_smt.training.evaluate import evaluate_predictions
 from facelandmarks_smt.training.metrics import landmark_boxes
@@ -53,6 +55,9 @@ VARIANTS = [
     ("torch bf16", {"backend": "torch", "precision": "bf16"}),
     ("openvino fp32", {"backend": "openvino", "precision": "fp32"}),
     ("openvino int8", {"backend": "openvino", "precision": "int8"}),
+    # the OpenVINO int8 model NNCF made, shipped beside the weights (`training.openvino_int8`): what
+    # Detector(backend="openvino", precision="int8") runs without a calibration argument
+    ("openvino int8, NNCF model", {"backend": "openvino", "precision": "int8", "shipped_model": True}),
     ("openvino bf16", {"backend": "openvino", "precision": "bf16"}),  # only on CPUs with native bf16
 ]
 
@@ -109,18 +114,26 @@ def evaluate_precisions(weights: str, data_root: str, out_json: str | os.PathLik
         if why_not:
             print(f"{label:26} skipped: {why_not}", flush=True)
             continue
+        kwargs = dict(kwargs)
+        shipped = kwargs.pop("shipped_model", False)
+        if shipped and shipped_openvino_int8(result["weights_sha256"]) is None:
+            print(f"{label:26} skipped: these weights ship no OpenVINO int8 model", flush=True)
+            continue
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # bf16 emulation warning
             det = Detector.from_pretrained(weights, device="cpu", threads=threads,
-                                           calibration=calibration if kwargs.get("precision") == "int8" else None,
-                                           **kwargs)
+                                           calibration=calibration if kwargs.get("precision") == "int8"
+                                           and not shipped else None, **kwargs)
         if crops is None:
             crops, mats, gts = common_crops(det, data_root, limit)
         m = score_crops(det, crops, mats, gts, label)
         row = {"variant": label, **kwargs, "faces": m["faces"], "nme": m["nme"], "nme49": m["nme49"],
                "fr8": m["fr8"], "auc8": m["auc8"], "seconds": round(time.perf_counter() - t, 1)}
-        if kwargs.get("precision") == "int8":
+        if shipped:
+            record = shipped_openvino_int8(result["weights_sha256"])
+            row["model"] = {"file": record.name, "sha256": sha256_file(record)}
+        elif kwargs.get("precision") == "int8":
             row["calibration"] = _int8_recipe(det)
         result["rows"] = [r for r in result["rows"] if r["variant"] != label] + [row]
         print(f"{label:26} NME {m['nme']:.3f}%  ({m['faces']} faces, {row['seconds']:.0f} s)", flush=True)

@@ -1,0 +1,88 @@
+"""OpenVINO int8: the QDQ graph made for onnxruntime against the model NNCF made for OpenVINO
+(`training.openvino_int8`, shipped beside the weights), on the default path at batch 1.
+
+    cd benchmarks && python openvino_int8_ab.py [--configs tiny] [--threads 2] [--rounds 3]
+                                                [--json ../docs/results/openvino_int8_ab.json]
+
+Arms, each in a fresh process, alternating over ``--rounds``: ``graph`` ``qdq`` (the shipped model
+hidden: `runtime.graphs.int8_graph`'s QDQ graph from the shipped ranges, as before) or ``nncf`` (the
+shipped ``*.openvino-int8.xml``; a config without one is skipped). Rows: the raw OpenVINO call on one
+crop, `Detector.detect` with one given box (batch 1), tracked video (`FaceTracker` over 30-frame runs,
+the face detector at max_side 320) and the whole image (the default face detector + landmarks) on
+the 640x480 frame of `inference_speed.py`; torch at one thread around the call (as the CLI runs it).
+Medians in ms; run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def measure(config: str, graph: str, threads: int, repeats: int) -> dict:
+    import numpy as np
+    import torch
+
+    import facelandmarks_smt.runtime.backends as backends
+    from facelandmarks_smt import Detector
+    from facelandmarks_smt.face_detection import get_face_detector
+    from facelandmarks_smt.video import FaceTracker
+
+    from inference_speed import WEIGHTS, frame_640x480, median_ms, weights_for
+
+    weights, sha = weights_for(config)
+    if weights is None:
+        raise SystemExit(f"no shipped weights for {config} ({WEIGHTS.get(config)})")
+    if graph == "qdq":
+        backends.shipped_openvino_int8 = lambda sha256: None
+    elif backends.shipped_openvino_int8(sha) is None:
+        raise SystemExit(f"{config}: no shipped OpenVINO int8 model")
+    torch.set_num_threads(1)
+    det = Detector(weights, device="cpu", backend="openvino", precision="int8", threads=threads,
+                   face_detector=get_face_detector("yunet", max_side=320))
+    whole = Detector(weights, device="cpu", backend="openvino", precision="int8", threads=threads)
+    frame, box = frame_640x480()
+    crops, _ = det.crop(frame, box[None])
+    x = det._to_input(crops)
+
+    def clip():
+        tracker = FaceTracker(det, fps=30.0, redetect_every=30)
+        for i in range(30):
+            tracker.update(frame, t=i / 30.0)
+
+    raw = median_ms(lambda: det._runner(x), repeats)
+    b1 = median_ms(lambda: det.detect(frame, box[None]), repeats)
+    video = median_ms(clip, max(3, repeats // 10)) / 30
+    image = median_ms(lambda: whole.detect(frame), repeats)
+    return {"config": config, "graph": graph, "threads": threads, "ms_raw": round(raw, 2), "ms_b1": round(b1, 2),
+            "ms_video_frame": round(video, 2), "ms_whole_image": round(image, 2),
+            "check": float(np.abs(det.detect(frame, box[None])[0].landmarks).sum())}
+
+
+def main() -> None:
+    from fresh_process_ab import ab_arguments, print_table, run_arms, write_json
+
+    p = ab_arguments(__doc__, ("CONFIG", "GRAPH"), rounds=3)
+    p.set_defaults(configs=["tiny"])
+    args = p.parse_args()
+    if args.arm:
+        config, graph = args.arm
+        print(json.dumps(measure(config, graph, args.threads, args.repeats)))
+        return
+
+    from machine import cpu_name
+    import openvino
+    import torch
+
+    arms = [(c, g) for c in args.configs for g in ("qdq", "nncf")]
+    results = run_arms(__file__, arms, args.rounds, ["--threads", str(args.threads), "--repeats", str(args.repeats)])
+    header = (f"machine: {cpu_name()}, openvino {openvino.__version__} int8, detector threads {args.threads}, torch "
+              f"{torch.__version__} at 1 thread, {args.rounds} rounds (each a fresh process), medians")
+    print("\n" + header + "\n")
+    print_table(results, arms, ("config", "graph"),
+                [("ms_raw", "raw call ms"), ("ms_b1", "detect b1 ms"), ("ms_video_frame", "tracked video ms/frame"),
+                 ("ms_whole_image", "whole image ms")])
+    write_json(args.json, header, results)
+
+
+if __name__ == "__main__":
+    main()
