@@ -95,6 +95,11 @@ def test_cli_names_bad_input(built, capsys):
     assert main(["quantize-openvino", "--weights", str(weights), "--data", str(root / "data"), "--out",
                  str(root / "x"), "--keep-fp32", "/no/such/op"]) == 2
     assert "does not have" in capsys.readouterr().err
+    # more validation faces: the split's 3 and a folder's 5 (the accuracy search itself is not run here)
+    _write_pts_folder(root / "more", synthetic_faces(5, seed=9))
+    rec = build_openvino_int8(weights, [root / "data"], root / "z", max_drop=1000.0, num_calibration=8,
+                              extra_val_data=[root / "more"], log=lambda s: None)
+    assert rec["validation"]["faces"] == 8 and "more" in rec["validation"]["split"]
     with pytest.raises(ValueError, match="max_drop"):
         build_openvino_int8(weights, [root / "data"], root / "y", max_drop=-1)
     assert not (root / "x.xml").exists()

@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--keep-fp32", nargs="+", default=[], metavar="OP", help="OpenVINO op names left fp32 from the start")
     q.add_argument("--keep-fp32-from", metavar="JSON", help="the keep_fp32 list of an earlier record (.json)")
     q.add_argument("--num-calibration", type=int, default=256, help="calibration crops")
+    q.add_argument("--extra-val-data", nargs="+", default=[], metavar="DIR",
+                   help="more validation faces (e.g. turned and degraded copies of the held-out faces)")
+    q.add_argument("--ranking-subset", type=int, default=None, help="faces NNCF ranks the layers on (default: all)")
     v = sub.add_parser("select-views", help="link the synthesized views up to a final yaw (and chosen view numbers) "
                                             "into a folder for training or validation", formatter_class=HelpFormatter)
     v.add_argument("--synth", required=True, help="a synthesize-poses --out folder")
@@ -194,7 +197,8 @@ def cmd_quantize_openvino(args: argparse.Namespace) -> int:
     if args.keep_fp32_from:
         keep += json.loads(Path(args.keep_fp32_from).read_text())["keep_fp32"]
     record = build_openvino_int8(args.weights, args.data, args.out, max_drop=args.max_drop, keep_fp32=keep,
-                                 num_calibration=args.num_calibration)
+                                 num_calibration=args.num_calibration, extra_val_data=args.extra_val_data,
+                                 ranking_subset=args.ranking_subset)
     print(json.dumps({k: record[k] for k in ("xml", "weights_sha256", "validation", "keep_fp32")}, indent=1))
     return 0
 
