@@ -4,7 +4,6 @@ and refused when a file no longer matches its record."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 

@@ -180,13 +180,11 @@ def build_openvino_int8(weights: str | os.PathLike, data: Sequence[str], out: st
         raise RuntimeError(f"int8 validation NME {nme_int8:.4f} is over fp32 {nme_fp32:.4f} + {max_drop}: not written")
     xml, bin_ = out.with_name(stem + ".xml"), out.with_name(stem + ".bin")
     ov.save_model(int8, str(xml), compress_to_fp16=False)
-    import openvino
-
     record = {
         "format": 1, "weights": path.name, "weights_sha256": sha,
         "xml": xml.name, "xml_sha256": sha256_file(xml), "bin": bin_.name, "bin_sha256": sha256_file(bin_),
         "made_by": "python -m facelandmarks_smt.training quantize-openvino (facelandmarks_smt.training.openvino_int8)",
-        "nncf": nncf.__version__, "openvino": openvino.__version__, "torch": torch.__version__,
+        "nncf": nncf.__version__, "openvino": ov.__version__, "torch": torch.__version__,
         "recipe": {"preset": "performance", "target_device": "CPU", "max_drop": max_drop,
                    "calibration": cal_recipe, "keep_fp32_given": sorted(keep_fp32),
                    "accuracy_control": searched, "ranking_subset": ranking_subset},
