@@ -8,7 +8,7 @@ import torch
 
 from facelandmarks_smt.models import SMTNet
 from facelandmarks_smt.training.cli import main
-from facelandmarks_smt.training.interpolate import interpolate_state
+from facelandmarks_smt.training.interpolate import average_states, interpolate_state
 from facelandmarks_smt.weights_io import load_weights, read_metadata, save_weights
 from test_trainer import micro_model
 
@@ -49,3 +49,33 @@ def test_interpolate_command_writes_loadable_weights_with_their_sources(tmp_path
     save_weights(SMTNet(micro_model(width=16)), micro_model(width=16), tmp_path / "c.safetensors")
     assert main(["interpolate", "--start", str(tmp_path / "a.safetensors"), "--tuned", str(tmp_path / "c.safetensors"),
                  "--alpha", "0.5", "--out", str(tmp_path / "x.safetensors")]) == 2
+
+
+def test_average_states_is_the_uniform_mean_and_keeps_counters():
+    a = {"w": torch.tensor([0.0, 3.0]), "n": torch.tensor(7)}
+    b = {"w": torch.tensor([1.0, 0.0]), "n": torch.tensor(9)}
+    c = {"w": torch.tensor([2.0, 0.0]), "n": torch.tensor(11)}
+    out = average_states([a, b, c])
+    assert torch.equal(out["w"], torch.tensor([1.0, 1.0])) and out["n"].item() == 7
+    with pytest.raises(ValueError, match="other tensors"):
+        average_states([a, {"w": torch.zeros(2)}])
+    with pytest.raises(ValueError, match="shape"):
+        average_states([a, {"w": torch.zeros(3), "n": torch.tensor(1)}])
+    with pytest.raises(ValueError, match="at least one"):
+        average_states([])
+
+
+def test_interpolate_command_soups_several_fine_tunings(tmp_path):
+    cfg = micro_model()
+    torch.manual_seed(0)
+    ms = [SMTNet(cfg) for _ in range(3)]
+    for i, m in enumerate(ms):
+        save_weights(m, cfg, tmp_path / f"{i}.safetensors")
+    assert main(["interpolate", "--start", str(tmp_path / "0.safetensors"), "--tuned", str(tmp_path / "1.safetensors"),
+                 str(tmp_path / "2.safetensors"), "--alpha", "0.5", "--out", str(tmp_path / "soup.safetensors")]) == 0
+    _, state, _ = load_weights(tmp_path / "soup.safetensors")
+    k = next(k for k, v in ms[0].state_dict().items() if v.is_floating_point() and v.numel() > 1)
+    s = [m.state_dict()[k] for m in ms]
+    assert torch.allclose(state[k], 0.5 * s[0] + 0.25 * s[1] + 0.25 * s[2], atol=1e-6)
+    src = json.loads(read_metadata(tmp_path / "soup.safetensors")["interpolated"])
+    assert len(src["tuned"]) == 2 and len(src["tuned_sha256"]) == 2

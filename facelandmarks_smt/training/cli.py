@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("interpolate", help="weights between two fine-tunings of one network: (1 - alpha) * "
                        "start + alpha * tuned (WiSE-FT)", formatter_class=HelpFormatter)
     w.add_argument("--start", required=True, help="weights the other was fine-tuned from (.safetensors or a name)")
-    w.add_argument("--tuned", required=True, help="the fine-tuned weights (.safetensors or a name)")
+    w.add_argument("--tuned", required=True, nargs="+",
+                   help="the fine-tuned weights (.safetensors or a name); several fine-tunings of --start are "
+                   "averaged first (a uniform model soup)")
     w.add_argument("--alpha", type=float, required=True, help="0 gives --start, 1 gives --tuned")
     w.add_argument("--out", required=True, help="the weights file to write")
     w.add_argument("--half", action="store_true", help="store floating tensors as fp16")
@@ -292,18 +294,24 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from ..fileio import sha256_file
     from ..weights_io import save_weights
-    from .interpolate import interpolate_state
+    from .interpolate import average_states, interpolate_state
 
     p0, c0, s0 = _load_float(args.start)
-    p1, c1, s1 = _load_float(args.tuned)
+    tuned = [_load_float(t) for t in args.tuned]
     def architecture(c):
         return {k: v for k, v in c.to_dict().items() if k not in ("name", "training_data_licence")}
 
-    if architecture(c0) != architecture(c1):
-        raise ValueError(f"{args.start} and {args.tuned} are different networks: their model configs differ")
+    for name, (_, c, _) in zip(args.tuned, tuned):
+        if architecture(c0) != architecture(c):
+            raise ValueError(f"{args.start} and {name} are different networks: their model configs differ")
+    c1 = tuned[0][1]
+    s1 = tuned[0][2] if len(tuned) == 1 else average_states([t[2] for t in tuned])
+    one = len(tuned) == 1
+    meta = {"interpolated": {"start": str(args.start), "start_sha256": sha256_file(p0),
+                             "tuned": str(args.tuned[0]) if one else [str(t) for t in args.tuned],
+                             "tuned_sha256": sha256_file(tuned[0][0]) if one else [sha256_file(t[0]) for t in tuned],
+                             "alpha": args.alpha}}
     state = interpolate_state(s0, s1, args.alpha)
-    meta = {"interpolated": {"start": str(args.start), "start_sha256": sha256_file(p0), "tuned": str(args.tuned),
-                             "tuned_sha256": sha256_file(p1), "alpha": args.alpha}}
     digest = save_weights(state, c1, args.out, metadata=meta, half=args.half)
     print(json.dumps({"out": args.out, "sha256": digest, "alpha": args.alpha}, indent=2))
     return 0
