@@ -61,6 +61,11 @@ def gaussian_heatmaps(
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)
 
 
+def _tracing() -> bool:
+    """Whether torch is tracing (ONNX export): the numpy fast paths would be baked in as constants."""
+    return torch.jit.is_tracing()
+
+
 def heatmap_argmax(heatmaps: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Integer ``(x, y)`` of each heatmap's maximum, ``(B, L, H, W) -> (B, L, 2)`` of ``dtype``
     (no gradient: the argmax is not differentiable)."""
@@ -68,7 +73,7 @@ def heatmap_argmax(heatmaps: torch.Tensor, dtype: torch.dtype = torch.float32) -
         raise ValueError(f"heatmaps must be (B, L, H, W), got shape {tuple(heatmaps.shape)}")
     w = heatmaps.shape[-1]
     flat = heatmaps.detach().flatten(2)
-    if flat.device.type == "cpu" and flat.dtype in _NUMPY_ARGMAX_DTYPES and flat.numel():
+    if flat.device.type == "cpu" and flat.dtype in _NUMPY_ARGMAX_DTYPES and flat.numel() and not _tracing():
         # numpy's argmax is vectorised where torch's (over the last dim, on CPU) is not: 0.02 vs 0.3 ms for
         # 68 maps of 64x64; both take the first maximum and treat NaN as the maximum (tests/test_decode.py)
         idx = torch.from_numpy(np.ascontiguousarray(flat.numpy()).argmax(axis=-1))
@@ -110,13 +115,19 @@ def _logsumexp_last(flat: torch.Tensor) -> torch.Tensor:
     vectorised ``exp`` makes it cheaper than torch's too (68 maps of 64x64: about 0.2 ms against
     0.4 for torch on one thread and 1.2 for numpy's ``exp``). Rows with a non-finite maximum (a
     broken model) go to torch, whose conventions for them the result keeps."""
-    if flat.device.type == "cpu" and flat.dtype == torch.float32 and not flat.requires_grad and flat.numel():
+    if flat.device.type == "cpu" and flat.dtype == torch.float32 and not flat.requires_grad and flat.numel() \
+            and not _tracing():
         a = flat.detach().numpy().reshape(-1, flat.shape[-1])
         peak = a.max(axis=-1, keepdims=True)
         if np.isfinite(peak).all():
             shifted = np.subtract(a, peak)
             cv2.exp(shifted, shifted)
             return torch.from_numpy((np.log(shifted.sum(axis=-1, keepdims=True)) + peak).reshape(*flat.shape[:-1], 1))
+    if _tracing():
+        # exported graphs get the max-shifted form: OpenVINO's ReduceLogSumExp (2026.4) is off by
+        # several units on heatmap-sized rows, where this form matches torch to 1e-6
+        peak = flat.amax(dim=-1, keepdim=True)
+        return torch.log(torch.exp(flat - peak).sum(dim=-1, keepdim=True)) + peak
     return torch.logsumexp(flat, dim=-1, keepdim=True)
 
 
@@ -144,3 +155,33 @@ def heatmap_to_crop(coords: torch.Tensor, stride: int) -> torch.Tensor:
 def crop_to_heatmap(coords, stride: int):
     """Inverse of `heatmap_to_crop` (used to build training targets)."""
     return (coords + 0.5) / stride - 0.5
+
+
+def decode_to_crop(heatmaps: torch.Tensor, residuals: torch.Tensor | None, theta: float,
+                   stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`decode_heatmaps`, then `heatmap_to_crop`: landmarks in crop pixels ``(B, L, 2)`` and
+    confidences ``(B, L)``, what inference returns for a crop."""
+    coords, scores = decode_heatmaps(heatmaps, residuals, theta)
+    return heatmap_to_crop(coords, stride), scores
+
+
+class HeatmapDecoder(torch.nn.Module):
+    """`decode_to_crop` as a module, ``(heatmaps, residuals) -> (crop points, scores)``: every backend
+    decodes with it, and the graph runtimes run its exported graph (`runtime.export.export_decoder_onnx`)
+    right after the network, on their own threads and on outputs still in cache, instead of handing
+    the heatmaps to Python (tiny at batch 1: docs/benchmarks.md, "Decoding inside the runtime")."""
+
+    def __init__(self, theta: float, stride: int) -> None:
+        super().__init__()
+        self.theta, self.stride = float(theta), int(stride)
+
+    @classmethod
+    def from_config(cls, config) -> "HeatmapDecoder":
+        """The decoder of a `config.ModelConfig` (its ``theta`` and ``heatmap_stride``)."""
+        return cls(config.theta, config.heatmap_stride)
+
+    def forward(self, heatmaps: torch.Tensor, residuals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return decode_to_crop(heatmaps, residuals, self.theta, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"theta={self.theta}, stride={self.stride}"

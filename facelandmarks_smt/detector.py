@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from . import hub
-from .codec import decode_heatmaps, heatmap_to_crop
 from .config import ModelConfig, get_config
 from .geometry import crop_matrix, invert_affine, normalise_crops, normalise_unit_crops, transform_points, warp_crop
 from .images import FaceInputWarning, check_boxes, load_image, warn_if_bgr
@@ -284,7 +283,7 @@ class Detector:
         return (pts, sc) if return_scores else pts
 
     def _predict_normalised(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """The one network call (any backend) and the shared decoding, in crop pixels.
+        """The one network call (any backend) and the shared decoding (`codec.HeatmapDecoder`), in crop pixels.
 
         ``flip_test`` runs the mirrored crops in the same call, maps their points back
         (``x -> (S - 1) - x``, then the scheme's flip permutation) and averages the *points* and
@@ -293,10 +292,7 @@ class Detector:
         n = x.shape[0]
         if self.flip_test:
             x = torch.cat([x, x.flip(-1)])
-        heatmaps, residuals = self._runner(x)
-        c, s = decode_heatmaps(heatmaps, residuals, cfg.theta)
-        pts = heatmap_to_crop(c, cfg.heatmap_stride).float().cpu().numpy()
-        sc = s.float().cpu().numpy()
+        pts, sc = self._runner.decoded(x)  # `codec.HeatmapDecoder`, inside the graph runtimes
         if self.flip_test:
             perm = list(get_scheme(cfg.scheme).flip_permutation)
             pts = 0.5 * (pts[:n] + mirror_points(pts[n:], cfg.input_size, perm))

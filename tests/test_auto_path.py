@@ -141,7 +141,7 @@ def test_auto_openvino_int8_falls_back_to_openvino_bf16(cpu, monkeypatch, tmp_pa
     made = []
 
     class FakeRunner:
-        def __init__(self, graph, precision, threads, heads=None):
+        def __init__(self, graph, precision, threads, heads=None, decoder=None):
             made.append(precision)
 
     def no_int8(*args, **kwargs):

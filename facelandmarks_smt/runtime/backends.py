@@ -35,13 +35,16 @@ import threading
 import warnings
 from typing import Sequence
 
+import numpy as np
 import torch
 
+from ..codec import HeatmapDecoder
 from ..models import SMTNet
 from .device import cpu_has_native_bf16, torch_threads
-from .export import cached_onnx, export_onnx
+from .export import DECODER_INPUTS, cached_onnx, export_decoder_onnx, export_onnx
 from .graphs import int8_graph, shipped_int8_ranges, shipped_openvino_int8
 from .openvino_backend import OpenVINORunner, check_openvino_precision, import_openvino, openvino_has_bf16
+from .runner import Runner, as_float32_numpy, graph_decoder
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 PRECISIONS = {"torch": ("fp32", "bf16"), "onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
@@ -189,12 +192,13 @@ def warn_if_slow_bf16(device: torch.device) -> bool:
     return True
 
 
-class TorchRunner:
+class TorchRunner(Runner):
     """``SMTNet`` on its device; ``bf16`` runs a channels_last copy under autocast. With
     ``threads`` each call runs with that many torch intra-op threads and gives the caller's
     count back afterwards (`device.torch_threads`): the process-wide setting is never left changed."""
 
     def __init__(self, model: SMTNet, precision: str = "fp32", threads: int | None = None) -> None:
+        self.decoder = HeatmapDecoder.from_config(model.config)
         self.precision = precision
         self.threads = threads
         self.device = next(model.parameters()).device
@@ -216,11 +220,14 @@ class TorchRunner:
         return self.model(x)[-1]
 
 
-class OrtRunner:
+class OrtRunner(Runner):
     """An ONNX Runtime session on an exported graph (a path or serialised bytes). With
-    ``OMP_WAIT_POLICY=PASSIVE`` in the environment its worker threads do not spin-wait either."""
+    ``OMP_WAIT_POLICY=PASSIVE`` in the environment its worker threads do not spin-wait either.
+    `decoded` runs the decoder's graph (`export.export_decoder_onnx`) in a second session; ``decoder``
+    defaults to the one of the config stored in the graph."""
 
-    def __init__(self, graph: str | os.PathLike | bytes, threads: int | None = None) -> None:
+    def __init__(self, graph: str | os.PathLike | bytes, threads: int | None = None,
+                 decoder: HeatmapDecoder | None = None) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -234,10 +241,25 @@ class OrtRunner:
         self.session = ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph), sess_options=opts,
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.decoder = decoder or graph_decoder(graph)
+        decoder_graph = None if self.decoder is None else export_decoder_onnx(self.decoder.theta, self.decoder.stride)
+        # the decoder runs on the calling thread (one intra-op thread: no second pool of workers
+        # spinning beside the network's, which made tiny's batch-1 detect 1.7x slower)
+        dopts = ort.SessionOptions()
+        dopts.intra_op_num_threads = dopts.inter_op_num_threads = 1
+        self.decoder_session = None if decoder_graph is None else ort.InferenceSession(
+            decoder_graph, sess_options=dopts, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         heatmaps, residuals = self.session.run(None, {self.input_name: x.detach().cpu().float().numpy()})
         return torch.from_numpy(heatmaps), torch.from_numpy(residuals)
+
+    def decoded(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if self.decoder_session is None:
+            return super().decoded(x)
+        outputs = self.session.run(None, {self.input_name: x.detach().cpu().float().numpy()})
+        points, scores = self.decoder_session.run(None, dict(zip(DECODER_INPUTS, outputs)))
+        return as_float32_numpy(torch.from_numpy(points)), as_float32_numpy(torch.from_numpy(scores))
 
 
 def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None, weights_sha256: str | None,
@@ -247,6 +269,7 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
     onnxruntime and openvino run the same graphs (openvino's bf16: the fp32 graph with bf16 inference)."""
     if backend == "torch":
         return TorchRunner(model, precision, threads)
+    decoder = HeatmapDecoder.from_config(model.config)
     if backend == "openvino":
         import_openvino()  # a missing package is named before any export work
         check_openvino_precision(precision)
@@ -255,7 +278,7 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
             and (ir := shipped_openvino_int8(weights_sha256)) is not None:
         # weights that ship an OpenVINO int8 model (NNCF's, `training.openvino_int8`) run it: faster
         # there than the QDQ graph made for onnxruntime, at the same validation NME
-        return OpenVINORunner(ir, precision, threads)
+        return OpenVINORunner(ir, precision, threads, decoder=decoder)
     if precision == "int8":
         graph = int8_graph(model, weights_sha256, calibration, threads)  # threads: also the calibration session's
     else:
@@ -264,8 +287,9 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
         graph, *heads = (cached_onnx(model, weights_sha256, part=p) if weights_sha256 else export_onnx(model, part=p)
                          for p in parts)
     if backend == "openvino":
-        return OpenVINORunner(graph, precision, threads, heads=heads[0] if precision == "bf16" else None)
-    return OrtRunner(graph, threads)
+        return OpenVINORunner(graph, precision, threads, heads=heads[0] if precision == "bf16" else None,
+                              decoder=decoder)
+    return OrtRunner(graph, threads, decoder=decoder)
 
 
 def set_torch_threads(threads: int | None) -> None:
@@ -275,7 +299,7 @@ def set_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-__all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "TorchRunner", "OrtRunner", "OpenVINORunner", "make_runner",
+__all__: Sequence[str] = ("BACKENDS", "PRECISIONS", "AUTO", "Runner", "TorchRunner", "OrtRunner", "OpenVINORunner", "make_runner",
                           "int8_graph",
                           "cpu_has_native_bf16", "set_torch_threads", "auto_path", "resolve_path",
                           "onnxruntime_available", "openvino_available", "auto_int8_possible", "auto_int8_ready", "fallback_path", "auto_precision", "warn_if_slow_bf16")

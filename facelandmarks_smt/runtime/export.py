@@ -11,6 +11,9 @@ The model config travels in the ONNX metadata (``facelandmarks_smt.config``).
 cannot keep single layers in fp32: it compiles the trunk in bf16 and the heads as a second, fp32
 model, as torch's bf16 autocast keeps them fp32.
 
+`export_decoder_onnx` exports the decoding (`codec.HeatmapDecoder`: argmax, residual, confidence,
+crop pixels) as a small graph of its own, which the graph runtimes run right after the network.
+
 Graphs are exported with torch's TorchScript exporter (``dynamo=False``), which needs no extra
 packages; the torch.export-based exporter is used only where the old one is gone (it needs
 ``onnxscript``), and then with a `RuntimeWarning` saying so, never silently.
@@ -18,6 +21,7 @@ packages; the torch.export-based exporter is used only where the old one is gone
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from ..codec import HeatmapDecoder
 from ..config import ModelConfig
 from ..fileio import atomic_write
 from ..models import SMTNet
@@ -124,6 +129,34 @@ def export_onnx(model: SMTNet, out: str | os.PathLike | None = None, opset: int 
     if out is None:
         return data
     return atomic_write(out, data)
+
+
+DECODER_INPUTS = OUTPUT_NAMES
+DECODER_OUTPUTS = ("points", "scores")
+
+
+@functools.lru_cache(maxsize=8)
+def export_decoder_onnx(theta: float, stride: int, opset: int = OPSET) -> bytes | None:
+    """The decoding of `codec.HeatmapDecoder` ``(heatmaps, residuals) -> (points, scores)`` as a
+    serialised ONNX graph, every axis dynamic (any batch, landmark count and heatmap size), exported
+    once per process and ``(theta, stride)``. It is traced from the same code that decodes in torch
+    (`codec.decode_heatmaps`), so the two cannot drift; tests/test_decoder_graph.py checks them equal.
+    None where torch has no TorchScript exporter (the runners then decode in torch)."""
+    decoder = HeatmapDecoder(theta, stride).eval()
+    example = (torch.rand(2, 5, 8, 8), torch.rand(2, 5, 2))
+    axes = {"heatmaps": {0: "batch", 1: "landmarks", 2: "height", 3: "width"},
+            "residuals": {0: "batch", 1: "landmarks"}, "points": {0: "batch", 1: "landmarks"},
+            "scores": {0: "batch", 1: "landmarks"}}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        try:
+            torch.onnx.export(decoder, example, buf, dynamo=False, opset_version=opset,
+                              input_names=list(DECODER_INPUTS), output_names=list(DECODER_OUTPUTS),
+                              dynamic_axes=axes, do_constant_folding=True)
+        except TypeError:  # a torch without the TorchScript exporter: the runners decode in torch
+            return None
+    return buf.getvalue()
 
 
 def onnx_config(model: str | os.PathLike | bytes) -> ModelConfig:

@@ -24,6 +24,11 @@ Compile settings (`compile_config`):
   one thread, as the CLI does (tiny, batch 1, with the decoding, torch at one thread: 16.0 -> 13.0
   ms/face; docs/benchmarks.md).
 
+`OpenVINORunner.decoded` runs the decoding (`codec.HeatmapDecoder`, its graph from
+`export.export_decoder_onnx`) as one more compiled fp32 model right after the network, its inputs
+the network's output tensors in place: no heatmaps go through Python (tiny, batch 1: see
+docs/benchmarks.md, "Decoding inside the runtime").
+
 A compiled model is shared; each thread gets its own ``InferRequest`` (an infer request is not
 safe to use from two threads at once), so one runner, and one `Detector`, can serve many threads.
 """
@@ -34,10 +39,13 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from ..codec import HeatmapDecoder
 from .device import cpu_has_native_bf16
-from .export import PART_INPUTS, PART_OUTPUTS
+from .export import DECODER_INPUTS, DECODER_OUTPUTS, PART_INPUTS, PART_OUTPUTS, export_decoder_onnx
+from .runner import Runner, graph_decoder
 
 INSTALL_HINT = "pip install 'facelandmarks_smt[openvino]'"
 #: OpenVINO's name of each precision's ``INFERENCE_PRECISION_HINT``.
@@ -111,20 +119,25 @@ def _compile(core, graph, config: dict[str, str], part: str):
     return compiled
 
 
-class OpenVINORunner:
+class OpenVINORunner(Runner):
     """An OpenVINO CPU compiled model of an exported graph (an ONNX or OpenVINO IR path, or ONNX bytes):
     normalised NCHW float32 crops in, fp32 ``(heatmaps, residuals)`` out, as the other runners.
     With ``heads`` (the heads graph, `export.export_onnx(part="heads")`) the graph is the trunk,
-    compiled at ``precision``, and the heads a second model compiled in fp32."""
+    compiled at ``precision``, and the heads a second model compiled in fp32. ``decoder`` (default:
+    the one of the config an ONNX graph carries) is compiled in fp32 too, for `decoded`."""
 
     def __init__(self, graph: str | os.PathLike | bytes, precision: str = "fp32", threads: int | None = None,
-                 heads: str | os.PathLike | bytes | None = None) -> None:
+                 heads: str | os.PathLike | bytes | None = None, decoder: HeatmapDecoder | None = None) -> None:
         core = openvino_core()
         check_openvino_precision(precision, core)
         self.precision, self.threads = precision, threads
         self.config = compile_config(precision, threads)
         self.compiled = _compile(core, graph, self.config, "full" if heads is None else "trunk")
         self.compiled_heads = None if heads is None else _compile(core, heads, compile_config("fp32", threads), "heads")
+        self.decoder = decoder or graph_decoder(graph)
+        decoder_graph = None if self.decoder is None else export_decoder_onnx(self.decoder.theta, self.decoder.stride)
+        self.compiled_decoder = None if decoder_graph is None else core.compile_model(
+            core.read_model(decoder_graph), "CPU", compile_config("fp32", threads))
         self._local = threading.local()
 
     def _request(self, compiled=None):
@@ -138,19 +151,33 @@ class OpenVINORunner:
             request = requests[id(compiled)] = compiled.create_infer_request()
         return request
 
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _network(self, x: torch.Tensor, share_outputs: bool):
+        """The network's outputs (by name) for crops ``x``; with ``share_outputs`` they are this thread's
+        request's own buffers, valid until its next call."""
         x = x.detach().cpu().float().contiguous().numpy()
-        # share_inputs: no copy of the crops (the array outlives the synchronous call); outputs are
-        # copied (share_outputs=False), so a later call on this thread's request cannot change them
+        # share_inputs: no copy of the crops (the array outlives the synchronous call)
         if self.compiled_heads is not None:
             # the trunk's outputs are read in place: the heads consume them before this thread's
             # trunk request runs again
             trunk = self._request().infer({0: x}, share_inputs=True, share_outputs=True)
-            out = self._request(self.compiled_heads).infer({name: trunk[name] for name in PART_INPUTS["heads"]},
-                                                           share_inputs=True, share_outputs=False)
-        else:
-            out = self._request().infer({0: x}, share_inputs=True, share_outputs=False)
+            return self._request(self.compiled_heads).infer({name: trunk[name] for name in PART_INPUTS["heads"]},
+                                                            share_inputs=True, share_outputs=share_outputs)
+        return self._request().infer({0: x}, share_inputs=True, share_outputs=share_outputs)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # outputs are copied (share_outputs=False), so a later call on this thread's request cannot change them
+        out = self._network(x, share_outputs=False)
         return tuple(torch.from_numpy(out[name]) for name in PART_OUTPUTS["full"])
+
+    def decoded(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if self.compiled_decoder is None:
+            return super().decoded(x)
+        # the network's outputs are read in place by the decoder, which runs before this thread's
+        # network request runs again; the decoder's small outputs are copied
+        out = self._network(x, share_outputs=True)
+        dec = self._request(self.compiled_decoder).infer({name: out[name] for name in DECODER_INPUTS},
+                                                         share_inputs=True, share_outputs=False)
+        return tuple(np.asarray(dec[name], dtype=np.float32) for name in DECODER_OUTPUTS)
 
 
 __all__ = ["OpenVINORunner", "import_openvino", "openvino_core", "openvino_has_bf16", "check_openvino_precision",
