@@ -194,3 +194,35 @@ def test_clean_teacher_input_sees_the_undegraded_crop():
     assert "clean_crops" not in b2
     plain.train_step(b2)
     torch.testing.assert_close(seen[-1], plain._inputs(b2)[0])
+
+
+def test_flip_teacher_averages_the_mirrored_view_and_is_flip_equivariant():
+    """``distill_flip``: the teacher's logits are the mean of its crop's and its mirrored crop's
+    (mirrored back, landmarks reordered by the scheme's flip permutation), so mirroring the input
+    mirrors the targets exactly; a scheme without a permutation for the model is refused."""
+    from facelandmarks_smt.schemes import get_scheme
+
+    torch.manual_seed(0)
+    faces = synthetic_faces(8, seed=3)
+    cfg = micro_train_config(distill_flip=True)
+    caches = FaceCache.build(faces[:6], cfg.model, margin=2.0), FaceCache.build(faces[6:], cfg.model)
+    out = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"d4_{os.getpid()}")
+    teacher = SMTNet(cfg.model).eval()
+    tr = Trainer(cfg, *caches, out_dir=out, device="cpu", progress=False, teacher=teacher, teacher_id="x")
+    perm = list(get_scheme(cfg.model.scheme).flip_permutation)
+    x = torch.randn(2, 3, cfg.model.input_size, cfg.model.input_size)
+    with torch.no_grad():
+        got = tr.teacher_logits(x)
+        a, b = teacher(x)[-1][0], teacher(x.flip(-1))[-1][0]
+        mirrored = tr.teacher_logits(x.flip(-1))
+    torch.testing.assert_close(got, 0.5 * (a + b.flip(-1)[:, perm]))
+    torch.testing.assert_close(mirrored, got.flip(-1)[:, perm], atol=1e-5, rtol=1e-5)
+    assert np.isfinite(tr.train_step(tr.batches.make_batch(0, np.array([0, 5, 1, 4])))[0])
+    plain = Trainer(micro_train_config(), *caches, out_dir=out + "p", device="cpu", progress=False, teacher=teacher,
+                    teacher_id="x")
+    with torch.no_grad():
+        torch.testing.assert_close(plain.teacher_logits(x), a)  # default: the teacher alone
+    bad = micro_train_config(distill_flip=True, model=micro_model(scheme="none"))
+    with pytest.raises((ValueError, KeyError)):
+        Trainer(bad, *(FaceCache.build(faces[:6], bad.model), FaceCache.build(faces[6:], bad.model)), out_dir=out + "b",
+                device="cpu", progress=False, teacher=SMTNet(bad.model), teacher_id="x")

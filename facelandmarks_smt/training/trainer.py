@@ -250,6 +250,12 @@ class Trainer:
         self.teacher = None
         if teacher is not None:
             check_teacher(teacher.config, mcfg)
+            if cfg.distill_flip:
+                perm = list(get_scheme(mcfg.scheme).flip_permutation)
+                if len(perm) != mcfg.num_landmarks:
+                    raise ValueError(f"distill_flip needs the flip permutation of scheme {mcfg.scheme!r} "
+                                     f"for {mcfg.num_landmarks} landmarks")
+                self.flip_perm = torch.tensor(perm, device=dev)
             self.teacher = teacher.to(dev).eval().requires_grad_(False)
             if cfg.channels_last:
                 self.teacher = self.teacher.to(memory_format=torch.channels_last)
@@ -346,6 +352,16 @@ class Trainer:
             return (idx < self.data_faces).to(self.device)
         return torch.ones(len(idx), dtype=torch.bool, device=self.device)
 
+    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's last-stack heatmap logits for crops ``x``; with ``distill_flip`` the mean of
+        those of ``x`` and of the mirrored crops, mirrored back (heatmap column ``j`` of a crop is
+        column ``W - 1 - j`` of its mirror image) and reordered with the scheme's flip permutation."""
+        if not self.cfg.distill_flip:
+            return self.teacher(x)[-1][0]
+        n = x.shape[0]
+        both = self.teacher(torch.cat([x, x.flip(-1)]))[-1][0]
+        return 0.5 * (both[:n] + both[n:].flip(-1)[:, self.flip_perm])
+
     def train_step(self, batch: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
         self.ddp_model.train()
         x, pts_hm = self._inputs(batch)
@@ -357,7 +373,7 @@ class Trainer:
             distilled = self.distilled_mask(batch["indices"])
             xt = self._inputs({**batch, "crops": batch["clean_crops"]})[0] if "clean_crops" in batch else x
             with torch.no_grad(), self.autocast():  # the teacher sees only the samples it teaches
-                teacher_logits = self.teacher(xt[distilled])[-1][0] if bool(distilled.any()) else x.new_zeros(
+                teacher_logits = self.teacher_logits(xt[distilled]) if bool(distilled.any()) else x.new_zeros(
                     (0, self.cfg.model.num_landmarks, self.cfg.model.heatmap_size, self.cfg.model.heatmap_size))
         with self.autocast():
             outputs = self.ddp_model(x)
