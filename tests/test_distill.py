@@ -222,6 +222,8 @@ def test_flip_teacher_averages_the_mirrored_view_and_is_flip_equivariant():
                     teacher_id="x")
     with torch.no_grad():
         torch.testing.assert_close(plain.teacher_logits(x), a)  # default: the teacher alone
+    with pytest.raises(ValueError, match="distill_flip"):
+        micro_train_config(distill_flip="yes")
     bad = micro_train_config(distill_flip=True, model=micro_model(scheme="none"))
     with pytest.raises((ValueError, KeyError)):
         Trainer(bad, *(FaceCache.build(faces[:6], bad.model), FaceCache.build(faces[6:], bad.model)), out_dir=out + "b",

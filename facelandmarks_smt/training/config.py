@@ -114,6 +114,8 @@ class TrainConfig:
             errors.append("batch_size and epochs must be >= 1 and lr > 0")
         if self.distill_sources not in ("all", "data"):
             errors.append(f"distill_sources must be all or data, got {self.distill_sources!r}")
+        if not isinstance(self.distill_flip, bool):
+            errors.append(f"distill_flip must be true or false, got {self.distill_flip!r}")
         if self.distill_input not in ("augmented", "clean"):
             errors.append(f"distill_input must be augmented or clean, got {self.distill_input!r}")
         if not 0.0 <= self.distill_weight <= 1.0:
