@@ -210,7 +210,7 @@ class Detector:
     @property
     def face_detector(self):
         """The whole-image face detector, built on first use. ``"yunet"`` by name gets
-        ``upright=correct_rotation``; a detector instance keeps its own settings."""
+        ``upright=correct_rotation`` and this detector's ``threads``; a detector instance keeps its own settings."""
         if self._face_detector is None:
             with _LAZY_LOCK:
                 if self._face_detector is None:
@@ -218,7 +218,8 @@ class Detector:
                     if isinstance(spec, str):
                         from .face_detection import get_face_detector
 
-                        kwargs = {"upright": self.correct_rotation} if spec.lower() == "yunet" else {}
+                        kwargs = {"upright": self.correct_rotation, "threads": self.threads} \
+                            if spec.lower() == "yunet" else {}
                         spec = get_face_detector(spec, **kwargs)
                     self._face_detector = spec
         return self._face_detector

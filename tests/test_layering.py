@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"config", "fileio"}),
     ("data types and pure maths", {"schemes", "geometry", "codec", "result"}),
     ("image input", {"images"}),
+    ("face detector network runtimes", {"yunet_openvino"}),
     ("models, readers, face boxes, drawing, registry", {"models", "datasets", "face_detection", "drawing", "hub"}),
     ("weights files", {"weights_io"}),
     ("runtime and video", {"runtime", "video"}),

@@ -297,7 +297,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.detector_max_side is not None:
             from ..face_detection import get_face_detector
 
-            init_extra["face_detector"] = get_face_detector("yunet", max_side=args.detector_max_side)
+            init_extra["face_detector"] = get_face_detector("yunet", max_side=args.detector_max_side,
+                                                            threads=args.threads)
         det = Detector.from_pretrained(args.weights, device=args.device, **init_extra)
         scheme, convert = scheme_converter(det.num_landmarks, args.scheme)
         smoothing = None if args.no_smooth else SmoothingParams(args.smooth_min_cutoff, args.smooth_beta,

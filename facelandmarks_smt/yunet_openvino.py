@@ -1,0 +1,103 @@
+"""YuNet's network on OpenVINO's CPU plugin, with the post-processing of OpenCV's ``cv2.FaceDetectorYN``
+written out in numpy, so that `face_detection.YuNetFaceDetector` gives the same faces faster.
+
+Why: OpenCV's DNN module ran YuNet on a 640x480 frame in 13-15 ms on the 2-core AVX-512 machine,
+OpenVINO's CPU plugin runs the same ONNX graph in about 3-4 ms (docs/benchmarks.md, "YuNet on
+OpenVINO"), and the face detector is most of the whole-image path with `tiny`.
+
+The post-processing follows OpenCV's ``FaceDetectorYNImpl`` (modules/objdetect/src/face_detect.cpp):
+the BGR image, zero-padded right and bottom to multiples of 32, goes in unscaled as an NCHW float
+blob; for each stride ``s`` in 8, 16, 32 the anchor in row ``r``, column ``c`` of the ``padW/s``-wide grid
+scores ``sqrt(clip(cls) * clip(obj))``, its box is centred at ``((c, r) + bbox[:2]) * s`` with size
+``exp(bbox[2:]) * s`` and keypoint ``k`` at ``((c, r) + kps[2k:2k+2]) * s``; anchors under the score
+threshold are dropped and, when more than one is left, non-maximum suppression on the boxes truncated
+to integers (as OpenCV's ``Rect2i``) keeps at most ``top_k``. Rows are OpenCV's 15 numbers:
+``x, y, w, h``, five ``(x, y)`` keypoints, score. tests/test_yunet_openvino.py checks both agree.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+STRIDES = (8, 16, 32)
+DIVISOR = 32
+INSTALL_HINT = "pip install 'facelandmarks_smt[openvino]'"
+
+
+def padded_size(width: int, height: int) -> tuple[int, int]:
+    """The size YuNet runs at: each side rounded up to a multiple of 32."""
+    return ((width - 1) // DIVISOR + 1) * DIVISOR, ((height - 1) // DIVISOR + 1) * DIVISOR
+
+
+def yunet_blob(bgr: np.ndarray) -> np.ndarray:
+    """``(1, 3, padH, padW)`` float32 blob of a BGR uint8 image, zero-padded right and bottom."""
+    h, w = bgr.shape[:2]
+    pw, ph = padded_size(w, h)
+    blob = np.zeros((1, 3, ph, pw), np.float32)
+    blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
+    return blob
+
+
+def decode_yunet(outputs: dict, pad_width: int, pad_height: int, score_threshold: float, nms_threshold: float,
+                 top_k: int) -> np.ndarray:
+    """OpenCV's rows ``(N, 15)`` float32 from YuNet's twelve outputs (``cls_8`` ... ``kps_32``, by name)."""
+    rows = []
+    for s in STRIDES:
+        cols = pad_width // s
+        cls = np.clip(np.asarray(outputs[f"cls_{s}"], np.float32).reshape(-1), 0.0, 1.0)
+        obj = np.clip(np.asarray(outputs[f"obj_{s}"], np.float32).reshape(-1), 0.0, 1.0)
+        score = np.sqrt(cls * obj)
+        keep = np.flatnonzero(score >= score_threshold)
+        if len(keep) == 0:
+            continue
+        bbox = np.asarray(outputs[f"bbox_{s}"], np.float32).reshape(-1, 4)[keep]
+        kps = np.asarray(outputs[f"kps_{s}"], np.float32).reshape(-1, 5, 2)[keep]
+        grid = np.stack([keep % cols, keep // cols], axis=1).astype(np.float32)  # (c, r)
+        centre = (grid + bbox[:, :2]) * s
+        size = np.exp(bbox[:, 2:]) * s
+        points = (kps + grid[:, None, :]) * s
+        rows.append(np.concatenate([centre - size / 2, size, points.reshape(-1, 10), score[keep, None]], axis=1))
+    if not rows:
+        return np.zeros((0, 15), np.float32)
+    faces = np.concatenate(rows).astype(np.float32)
+    if len(faces) > 1:
+        boxes = np.trunc(faces[:, :4]).astype(np.int64).tolist()  # C++ int(): towards zero
+        keep = cv2.dnn.NMSBoxes(boxes, faces[:, 14].tolist(), float(score_threshold), float(nms_threshold),
+                                eta=1.0, top_k=int(top_k))
+        faces = faces[np.asarray(keep, np.int64).reshape(-1)]
+    return faces
+
+
+class YuNetOpenVINO:
+    """YuNet's ONNX graph compiled once (dynamic input size) by OpenVINO's CPU plugin; each thread gets
+    its own infer request, so one instance serves many threads. ``threads``: OpenVINO's inference
+    threads (None: its choice, the physical cores)."""
+
+    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+        try:
+            import openvino
+        except ImportError as e:
+            raise ImportError(f"runtime='openvino' needs the OpenVINO runtime: {INSTALL_HINT} ({e})") from e
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = str(int(threads))
+        core = openvino.Core()
+        self.compiled = core.compile_model(core.read_model(str(model_path)), "CPU", config)
+        self._local = threading.local()
+
+    def detect(self, bgr: np.ndarray, score_threshold: float, nms_threshold: float, top_k: int) -> np.ndarray:
+        """OpenCV's ``FaceDetectorYN.detect`` rows ``(N, 15)`` for a BGR uint8 image."""
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        blob = yunet_blob(bgr)
+        out = request.infer({0: blob}, share_inputs=True, share_outputs=True)
+        named = {name: out[port] for port in self.compiled.outputs for name in port.get_names()}
+        return decode_yunet(named, blob.shape[3], blob.shape[2], score_threshold, nms_threshold, top_k)
+
+
+__all__ = ["YuNetOpenVINO", "decode_yunet", "yunet_blob", "padded_size", "STRIDES"]
