@@ -69,12 +69,12 @@ REGISTRY: dict[str, PretrainedWeights] = {
     "smtnet-300w-tiny": PretrainedWeights(
         name="smtnet-300w-tiny",
         filename="smtnet-300w-tiny.safetensors",
-        sha256="773dffae6130009ce5b7050e0e2a77513fe0686e1cfb15bc27e9d3ae014af9a0",
+        sha256="3f948363f4e1a2cf87ced280afb51ca4da13d218ee0a6c1716561a620bacac8b",
         num_landmarks=68,
-        description="SMT-Net tiny (64/128, 2.85 GFLOPs), 68 points, v5: 70 % of the way from v4 to v4 fine-tuned 100 min "
-                    "on real faces + every eos-synthesized view turned 60-80 degrees, with heavy degradations, "
-                    "smtnet-300w-small v8 teaching the real faces (crop factor 1.2); 300-W common NME 3.70% (gt "
-                    "boxes), validation: turned faces 9.02 -> 8.57, past 60 degrees 15.0 -> 13.6, all 6.65 -> 6.45. "
+        description="SMT-Net tiny (64/128, 2.85 GFLOPs), 68 points, v6: 30 % of the way from v5 to v5 fine-tuned 95 min "
+                    "on real faces + every eos-synthesized view turned 40-80 degrees, with heavy degradations, "
+                    "smtnet-300w-small v8 teaching the real faces (crop factor 1.2); 300-W common NME 3.71% (gt "
+                    "boxes), validation: turned faces 8.58 -> 8.43, 40-60 degrees 6.82 -> 6.68, all 6.45 -> 6.39. "
                     "Non-commercial research only (300-W and Surrey Face Model licences). Ships inside the package.",
     ),
 }
