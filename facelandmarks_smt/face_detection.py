@@ -481,10 +481,10 @@ class YuNetFaceDetector(FaceDetector):
             scale = self.max_side / max(h, w)
             w, h = max(1, round(w * scale)), max(1, round(h * scale))
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
-        if self._openvino is not None:
-            rows = self._openvino.detect(bgr, self.score_threshold, self.nms_threshold, self.top_k)
+        if self._openvino is not None:  # takes RGB: the swap to BGR runs inside OpenVINO
+            rows = self._openvino.detect(image, self.score_threshold, self.nms_threshold, self.top_k)
         else:
+            bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
             _, rows = self._net((w, h)).detect(bgr)
         if rows is None or len(rows) == 0:
             return FaceBoxes.empty()

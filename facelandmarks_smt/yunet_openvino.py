@@ -7,7 +7,7 @@ OpenVINO"), and the face detector is most of the whole-image path with `tiny`.
 
 The post-processing follows OpenCV's ``FaceDetectorYNImpl`` (modules/objdetect/src/face_detect.cpp):
 the BGR image, zero-padded right and bottom to multiples of 32, goes in unscaled as an NCHW float
-blob; for each stride ``s`` in 8, 16, 32 the anchor in row ``r``, column ``c`` of the ``padW/s``-wide grid
+blob (here OpenVINO's pre-processing makes that blob from the padded uint8 RGB image); for each stride ``s`` in 8, 16, 32 the anchor in row ``r``, column ``c`` of the ``padW/s``-wide grid
 scores ``sqrt(clip(cls) * clip(obj))``, its box is centred at ``((c, r) + bbox[:2]) * s`` with size
 ``exp(bbox[2:]) * s`` and keypoint ``k`` at ``((c, r) + kps[2k:2k+2]) * s``; anchors under the score
 threshold are dropped and, when more than one is left, non-maximum suppression on the boxes truncated
@@ -34,12 +34,23 @@ def padded_size(width: int, height: int) -> tuple[int, int]:
 
 
 def yunet_blob(bgr: np.ndarray) -> np.ndarray:
-    """``(1, 3, padH, padW)`` float32 blob of a BGR uint8 image, zero-padded right and bottom."""
+    """``(1, 3, padH, padW)`` float32 blob of a BGR uint8 image, zero-padded right and bottom: what
+    OpenCV feeds YuNet (the OpenVINO model takes `padded_rgb` and does this itself)."""
     h, w = bgr.shape[:2]
     pw, ph = padded_size(w, h)
     blob = np.zeros((1, 3, ph, pw), np.float32)
     blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
     return blob
+
+
+def padded_rgb(rgb: np.ndarray) -> np.ndarray:
+    """``(1, padH, padW, 3)`` uint8: the RGB image zero-padded right and bottom, the OpenVINO model's
+    input (its pre-processing swaps to BGR, converts to float and to NCHW inside the runtime)."""
+    h, w = rgb.shape[:2]
+    pw, ph = padded_size(w, h)
+    out = np.zeros((1, ph, pw, 3), np.uint8)
+    out[0, :h, :w] = rgb
+    return out
 
 
 def decode_yunet(outputs: dict, pad_width: int, pad_height: int, score_threshold: float, nms_threshold: float,
@@ -86,18 +97,25 @@ class YuNetOpenVINO:
         if threads:
             config["INFERENCE_NUM_THREADS"] = str(int(threads))
         core = openvino.Core()
-        self.compiled = core.compile_model(core.read_model(str(model_path)), "CPU", config)
+        model = core.read_model(str(model_path))
+        # the pre-processing OpenCV does in Python (RGB -> BGR, uint8 -> float, HWC -> CHW) runs inside
+        # OpenVINO: the caller hands over the padded uint8 image, a quarter of the float blob's bytes
+        ppp = openvino.preprocess.PrePostProcessor(model)
+        ppp.input().tensor().set_element_type(openvino.Type.u8).set_layout(openvino.Layout("NHWC"))
+        ppp.input().model().set_layout(openvino.Layout("NCHW"))
+        ppp.input().preprocess().reverse_channels().convert_element_type(openvino.Type.f32)
+        self.compiled = core.compile_model(ppp.build(), "CPU", config)
         self._local = threading.local()
 
-    def detect(self, bgr: np.ndarray, score_threshold: float, nms_threshold: float, top_k: int) -> np.ndarray:
-        """OpenCV's ``FaceDetectorYN.detect`` rows ``(N, 15)`` for a BGR uint8 image."""
+    def detect(self, rgb: np.ndarray, score_threshold: float, nms_threshold: float, top_k: int) -> np.ndarray:
+        """OpenCV's ``FaceDetectorYN.detect`` rows ``(N, 15)`` for an RGB uint8 image (OpenCV's takes BGR)."""
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        blob = yunet_blob(bgr)
-        out = request.infer({0: blob}, share_inputs=True, share_outputs=True)
+        image = padded_rgb(rgb)
+        out = request.infer({0: image}, share_inputs=True, share_outputs=True)
         named = {name: out[port] for port in self.compiled.outputs for name in port.get_names()}
-        return decode_yunet(named, blob.shape[3], blob.shape[2], score_threshold, nms_threshold, top_k)
+        return decode_yunet(named, image.shape[2], image.shape[1], score_threshold, nms_threshold, top_k)
 
 
-__all__ = ["YuNetOpenVINO", "decode_yunet", "yunet_blob", "padded_size", "STRIDES"]
+__all__ = ["YuNetOpenVINO", "decode_yunet", "yunet_blob", "padded_rgb", "padded_size", "STRIDES"]

@@ -12,7 +12,7 @@ import pytest
 
 from facelandmarks_smt.face_detection import YuNetFaceDetector
 from facelandmarks_smt.images import load_image
-from facelandmarks_smt.yunet_openvino import decode_yunet, padded_size, yunet_blob
+from facelandmarks_smt.yunet_openvino import decode_yunet, padded_rgb, padded_size, yunet_blob
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,6 +33,10 @@ def test_padding_and_blob():
     assert blob.shape == (1, 3, 32, 32) and blob.dtype == np.float32
     np.testing.assert_array_equal(blob[0, :, :2, :3], bgr.transpose(2, 0, 1))
     assert blob[0, :, 2:, :].sum() == 0 and blob[0, :, :, 3:].sum() == 0
+    rgb = padded_rgb(bgr[:, :, ::-1])  # the OpenVINO model's input: padded uint8 RGB, NHWC
+    assert rgb.shape == (1, 32, 32, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[0, :2, :3, ::-1].transpose(2, 0, 1), blob[0, :, :2, :3])
+    assert rgb[0, 2:].sum() == 0 and rgb[0, :, 3:].sum() == 0
 
 
 def test_decode_by_hand():
