@@ -197,8 +197,10 @@ class TorchRunner(Runner):
     ``threads`` each call runs with that many torch intra-op threads and gives the caller's
     count back afterwards (`device.torch_threads`): the process-wide setting is never left changed."""
 
-    def __init__(self, model: SMTNet, precision: str = "fp32", threads: int | None = None) -> None:
-        self.decoder = HeatmapDecoder.from_config(model.config)
+    def __init__(self, model: SMTNet, precision: str = "fp32", threads: int | None = None,
+                 decoder: HeatmapDecoder | None = None) -> None:
+        config = getattr(model, "config", None)  # an SMTNet carries it; any other module: pass decoder
+        self.decoder = decoder or (HeatmapDecoder.from_config(config) if config is not None else None)
         self.precision = precision
         self.threads = threads
         self.device = next(model.parameters()).device
