@@ -6,6 +6,8 @@
 # alone (300-W common set 3.17 against 3.37), so the real faces get targets better than the model's own
 # answers. The twelfth run's log (docs/results/smtnet-300w-v11/v11_small) is the same run without the flip:
 # compare the real-face validation at equal steps (200, 400, 600).
+# Probed for 25 minutes (two threads) at the end of that session: real faces 3.657 / 3.681 at steps 200 / 400
+# against 3.664 / 3.687 without the flip (docs/training.md): no real difference, so not worth the 90 minutes.
 set -e
 mkdir -p runs
 git show bdda93d:weights/smtnet-300w-small.safetensors > runs/small_v8.safetensors
