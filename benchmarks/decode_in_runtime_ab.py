@@ -26,9 +26,8 @@ def measure(config: str, backend: str, decode: str, threads: int, repeats: int) 
     from facelandmarks_smt import Detector
     from facelandmarks_smt.face_detection import get_face_detector
     from facelandmarks_smt.runtime.runner import Runner
-    from facelandmarks_smt.video import FaceTracker
 
-    from inference_speed import WEIGHTS, frame_640x480, median_ms, weights_for
+    from inference_speed import WEIGHTS, frame_640x480, median_ms, tracked_ms_per_frame, weights_for
 
     weights, _ = weights_for(config)
     if weights is None:
@@ -42,13 +41,8 @@ def measure(config: str, backend: str, decode: str, threads: int, repeats: int) 
         type(det._runner).decoded = Runner.decoded  # both detectors' runners share the class
     frame, box = frame_640x480()
 
-    def clip():
-        tracker = FaceTracker(det, fps=30.0, redetect_every=30)
-        for i in range(30):
-            tracker.update(frame, t=i / 30.0)
-
     b1 = median_ms(lambda: det.detect(frame, box[None]), repeats)
-    video = median_ms(clip, max(3, repeats // 10)) / 30
+    video = tracked_ms_per_frame(det, frame, repeats)
     image = median_ms(lambda: whole.detect(frame), repeats)
     return {"config": config, "backend": backend, "precision": precision, "decode": decode, "threads": threads,
             "ms_b1": round(b1, 2), "ms_video_frame": round(video, 2), "ms_whole_image": round(image, 2),

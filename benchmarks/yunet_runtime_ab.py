@@ -25,9 +25,8 @@ def measure(config: str, runtime: str, threads: int, repeats: int) -> dict:
 
     from facelandmarks_smt import Detector
     from facelandmarks_smt.face_detection import get_face_detector
-    from facelandmarks_smt.video import FaceTracker
 
-    from inference_speed import WEIGHTS, frame_640x480, median_ms, weights_for
+    from inference_speed import WEIGHTS, frame_640x480, median_ms, tracked_ms_per_frame, weights_for
 
     weights, _ = weights_for(config)
     if weights is None:
@@ -40,16 +39,11 @@ def measure(config: str, runtime: str, threads: int, repeats: int) -> dict:
     video = Detector(weights, device="cpu", threads=threads, face_detector=small)
     frame, _ = frame_640x480()
 
-    def clip():
-        tracker = FaceTracker(video, fps=30.0, redetect_every=30)
-        for i in range(30):
-            tracker.update(frame, t=i / 30.0)
-
     row = {"config": config, "runtime": runtime, "threads": threads, "landmarks_path": f"{whole.backend} {whole.precision}",
            "ms_yunet_full": round(median_ms(lambda: full.detect(frame), repeats), 2),
            "ms_yunet_320": round(median_ms(lambda: small.detect(frame), repeats), 2),
            "ms_whole_image": round(median_ms(lambda: whole.detect(frame), repeats), 2),
-           "ms_video_frame": round(median_ms(clip, max(3, repeats // 10)) / 30, 2)}
+           "ms_video_frame": round(tracked_ms_per_frame(video, frame, repeats), 2)}
     faces = whole.detect(frame)
     row["faces"] = len(faces)
     row["check"] = float(np.abs(faces[0].landmarks).sum()) if faces else 0.0

@@ -410,9 +410,10 @@ class YuNetFaceDetector(FaceDetector):
             raise ValueError(f"threads must be None or a positive int, got {threads!r}")
         self.threads = None if threads is None else int(threads)
         self._local = threading.local()
-        self._net((64, 64))  # fail here, not on the first image, if OpenCV cannot load the model
         self._openvino = None
         self.runtime = self._start_runtime(runtime)
+        if self.runtime == "opencv":
+            self._net((64, 64))  # fail here, not on the first image, if OpenCV cannot load the model
 
     def _start_runtime(self, runtime: str) -> str:
         """Build the OpenVINO network for ``"openvino"`` (or ``"auto"`` where openvino is installed)

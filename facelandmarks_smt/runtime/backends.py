@@ -44,7 +44,7 @@ from .device import cpu_has_native_bf16, torch_threads
 from .export import DECODER_INPUTS, cached_onnx, export_decoder_onnx, export_onnx
 from .graphs import int8_graph, shipped_int8_ranges, shipped_openvino_int8
 from .openvino_backend import OpenVINORunner, check_openvino_precision, import_openvino, openvino_has_bf16
-from .runner import Runner, as_float32_numpy, graph_decoder
+from .runner import Runner, graph_decoder
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 PRECISIONS = {"torch": ("fp32", "bf16"), "onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
@@ -261,7 +261,7 @@ class OrtRunner(Runner):
             return super().decoded(x)
         outputs = self.session.run(None, {self.input_name: x.detach().cpu().float().numpy()})
         points, scores = self.decoder_session.run(None, dict(zip(DECODER_INPUTS, outputs)))
-        return as_float32_numpy(torch.from_numpy(points)), as_float32_numpy(torch.from_numpy(scores))
+        return np.asarray(points, np.float32), np.asarray(scores, np.float32)
 
 
 def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None, weights_sha256: str | None,
