@@ -72,6 +72,11 @@ class TrainConfig:
     # of the validation set (``real``, an --extra-val-data folder's name, or ``all``) scores at most
     # this NME, e.g. {"real": 3.62} keeps a run on synthetic faces from trading away real ones.
     select_max_nme: dict[str, float] = field(default_factory=dict)
+    # Fine-tuning with frozen early stages: the stem and the first freeze_stacks stacks (hourglass,
+    # features, heads and the merge into the next stack) keep their loaded weights and BatchNorm
+    # statistics; only the later stacks learn. Fewer weights that move, so a fine-tune on new kinds of
+    # faces can change less of what the start does well (and each step is cheaper: no backward there).
+    freeze_stacks: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 (CPU autocast) | fp16 (CUDA AMP)
     channels_last: bool = True
     val_fraction: float = 0.1
@@ -123,6 +128,10 @@ class TrainConfig:
         self.select_max_nme = {str(k): float(v) for k, v in dict(self.select_max_nme).items()}
         if any(not math.isfinite(v) or v <= 0 for v in self.select_max_nme.values()):
             errors.append("select_max_nme values must be positive NMEs")
+        if isinstance(self.freeze_stacks, bool) or not isinstance(self.freeze_stacks, int) \
+                or not 0 <= self.freeze_stacks < self.model.num_stacks:
+            errors.append(f"freeze_stacks must be an integer in [0, {self.model.num_stacks - 1}] (the last stack "
+                          f"always learns), got {self.freeze_stacks!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             errors.append("ema_decay must be in [0, 1)")
         if self.val_every_steps < 0:

@@ -38,6 +38,7 @@ from ..weights_io import save_weights
 from .augment import AugmentConfig
 from .cache import AugmentedBatches, FaceCache
 from .config import TrainConfig
+from .freezing import early_stage_modules, freeze, keep_frozen_eval
 from .losses import coord_loss, get_heatmap_loss
 from .metrics import error_normalisation, normalised_errors
 from .schedule import num_stages, stack_sigmas, stage_end_epoch, stage_time_limit
@@ -237,8 +238,11 @@ class Trainer:
         if self.dist.enabled:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        self.frozen = early_stage_modules(self.model, cfg.freeze_stacks)
+        freeze(self.frozen)
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = opt_cls([p for p in self.model.parameters() if p.requires_grad],
+                                 lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(self.precision == "fp16"))
         self.ema = None
         if cfg.ema_decay > 0:
@@ -364,6 +368,7 @@ class Trainer:
 
     def train_step(self, batch: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
         self.ddp_model.train()
+        keep_frozen_eval(self.frozen)
         x, pts_hm = self._inputs(batch)
         lr = self.lr_at(self.state["epoch"], self.state["step"])
         for g in self.optimizer.param_groups:
