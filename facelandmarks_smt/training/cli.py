@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--extra-val-data", nargs="+", default=[], metavar="DIR",
                    help="more validation faces (e.g. turned and degraded copies of the held-out faces)")
     q.add_argument("--ranking-subset", type=int, default=None, help="faces NNCF ranks the layers on (default: all)")
+    q.add_argument("--preset", choices=("performance", "mixed"), default="performance",
+                   help="NNCF's preset: symmetric activations (performance) or asymmetric ones (mixed)")
+    q.add_argument("--bias-correction", choices=("fast", "full"), default="fast",
+                   help="NNCF's bias correction: fast, or full (slower, per-layer statistics)")
     v = sub.add_parser("select-views", help="link the synthesized views up to a final yaw (and chosen view numbers) "
                                             "into a folder for training or validation", formatter_class=HelpFormatter)
     v.add_argument("--synth", required=True, help="a synthesize-poses --out folder")
@@ -200,7 +204,8 @@ def cmd_quantize_openvino(args: argparse.Namespace) -> int:
         keep += json.loads(Path(args.keep_fp32_from).read_text())["keep_fp32"]
     record = build_openvino_int8(args.weights, args.data, args.out, max_drop=args.max_drop, keep_fp32=keep,
                                  num_calibration=args.num_calibration, extra_val_data=args.extra_val_data,
-                                 ranking_subset=args.ranking_subset)
+                                 ranking_subset=args.ranking_subset, preset=args.preset,
+                                 bias_correction=args.bias_correction)
     print(json.dumps({k: record[k] for k in ("xml", "weights_sha256", "validation", "keep_fp32")}, indent=1))
     return 0
 

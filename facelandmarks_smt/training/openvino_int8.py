@@ -116,16 +116,22 @@ def build_openvino_int8(weights: str | os.PathLike, data: Sequence[str], out: st
                         max_drop: float = DEFAULT_MAX_DROP, keep_fp32: Sequence[str] = (),
                         num_calibration: int = DEFAULT_NUM_CALIBRATION, val_fraction: float = 0.1,
                         seed: int = 0, extra_val_data: Sequence[str] = (), ranking_subset: int | None = None,
-                        log: Callable[[str], None] = print) -> dict:
+                        preset: str = "performance", bias_correction: str = "fast", log: Callable[[str], None] = print) -> dict:
     """Quantise ``weights`` with NNCF for OpenVINO and write ``out``.xml/.bin/.json (see the module
     docstring). ``keep_fp32``: op names left fp32 from the start; accuracy control runs only when the
     plain quantisation misses ``max_drop`` (NME points on the validation faces: the split's validation
     part plus ``extra_val_data`` folders, e.g. turned and degraded copies of those faces; a larger set
     selects less for its own noise). ``ranking_subset``: faces NNCF ranks the layers on (default: all).
-    Returns the record."""
+    ``preset``: NNCF's "performance" (symmetric activations) or "mixed" (asymmetric activations);
+    ``bias_correction``: "fast" or "full". Returns the record."""
     nncf, ov = import_nncf()
     if not max_drop >= 0:
         raise ValueError(f"max_drop must be >= 0, got {max_drop}")
+    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
+    if preset not in presets:
+        raise ValueError(f"preset must be one of {sorted(presets)}, got {preset!r}")
+    if bias_correction not in ("fast", "full"):
+        raise ValueError(f"bias_correction must be fast or full, got {bias_correction!r}")
     path, expected = hub.resolve(weights)
     model, _ = load_model(path, sha256=expected)
     config = model.config
@@ -156,7 +162,8 @@ def build_openvino_int8(weights: str | os.PathLike, data: Sequence[str], out: st
     unknown = sorted(set(keep_fp32) - names)
     if unknown:
         raise ValueError(f"--keep-fp32 names ops the graph does not have: {unknown[:5]}")
-    common = dict(preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(cal_x), target_device=nncf.TargetDevice.CPU)
+    common = dict(preset=presets[preset], subset_size=len(cal_x), target_device=nncf.TargetDevice.CPU,
+                  fast_bias_correction=bias_correction == "fast")
     if keep_fp32:
         common["ignored_scope"] = nncf.IgnoredScope(names=list(keep_fp32))
     t0 = time.perf_counter()
@@ -185,7 +192,7 @@ def build_openvino_int8(weights: str | os.PathLike, data: Sequence[str], out: st
         "xml": xml.name, "xml_sha256": sha256_file(xml), "bin": bin_.name, "bin_sha256": sha256_file(bin_),
         "made_by": "python -m facelandmarks_smt.training quantize-openvino (facelandmarks_smt.training.openvino_int8)",
         "nncf": nncf.__version__, "openvino": ov.__version__, "torch": torch.__version__,
-        "recipe": {"preset": "performance", "target_device": "CPU", "max_drop": max_drop,
+        "recipe": {"preset": preset, "bias_correction": bias_correction, "target_device": "CPU", "max_drop": max_drop,
                    "calibration": cal_recipe, "keep_fp32_given": sorted(keep_fp32),
                    "accuracy_control": searched, "ranking_subset": ranking_subset},
         "validation": {"faces": len(faces[0]), "split": f"val_fraction {val_fraction}, seed {seed} of "
