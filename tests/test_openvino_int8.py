@@ -46,6 +46,8 @@ def test_build_writes_the_model_and_its_record(built):
     assert record["bin_sha256"] == sha256_file(xml.with_suffix(".bin"))
     assert record["validation"]["faces"] == 3  # 10 % of 30: the trainer's split
     assert record["recipe"]["calibration"]["num_crops"] == 16 and not record["recipe"]["accuracy_control"]
+    # NNCF's settings, not the onnxruntime QDQ graph's (MinMax, fp32 feature block) the crops' recipe carries
+    assert record["recipe"]["preset"] == "performance" and "calibration_method" not in record["recipe"]["calibration"]
     import openvino as ov
 
     model = ov.Core().read_model(str(xml))

@@ -34,7 +34,7 @@ from ..codec import decode_heatmaps, heatmap_to_crop
 from ..geometry import crop_matrix, invert_affine, landmark_box, normalise_crops, transform_points, warp_crop
 from ..runtime.export import INPUT_NAME, OUTPUT_NAMES, export_onnx
 from ..runtime.graphs import OPENVINO_INT8_SUFFIX
-from ..runtime.quantize import calibration_crops
+from ..runtime.quantize import calibration_crops, quant_settings
 from ..weights_io import load_model, sha256_file
 from ..datasets import load_datasets, split_dataset
 from .metrics import error_normalisation, normalised_errors
@@ -143,6 +143,8 @@ def build_openvino_int8(weights: str | os.PathLike, data: Sequence[str], out: st
         val = LandmarkDataset.concat([val] + [load_datasets([str(d)]) for d in extra_val_data])
     faces = validation_faces(val, config)
     cal, cal_recipe = calibration_crops(train, config, num_calibration)
+    # the crops' recipe carries the onnxruntime QDQ graph's quantisation settings too; NNCF's are its own
+    cal_recipe = {k: v for k, v in cal_recipe.items() if k not in quant_settings()}
     cal_x = np.asarray(normalise_crops(cal, config.mean, config.std), np.float32)
     calibration = nncf.Dataset([cal_x[i:i + 1] for i in range(len(cal_x))])
     core = ov.Core()
