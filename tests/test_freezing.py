@@ -54,3 +54,21 @@ def test_frozen_stages_stay_as_loaded_and_the_last_stack_learns(tmp_path):
     assert any(k.startswith("features.1.") and k.endswith("running_mean") for k in moved)
     trainable = {id(p) for g in tr.optimizer.param_groups for p in g["params"]}
     assert trainable == {id(p) for n, p in tr.model.named_parameters() if not n.startswith(frozen)}
+
+
+def test_frozen_bn_stats_keep_the_running_statistics_while_every_weight_learns(tmp_path):
+    faces = synthetic_faces(8, seed=2)
+    torch.manual_seed(0)
+    start = SMTNet(micro_model()).state_dict()
+    cfg = micro_train_config(freeze_bn_stats=True, epochs=2, stage_epochs=(2,), lr=3e-3)
+    tr = Trainer(cfg, faces, faces[:4], tmp_path, device="cpu", progress=False, init_weights=start)
+    for batch in tr.batches.epoch_batches(0):
+        tr.train_step(batch)
+    after = tr.model.state_dict()
+    stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(start[k], after[k]) for k in stats)
+    bn_weights = [k for k in start if k.replace("weight", "running_mean") in start and k.endswith("weight")]
+    assert bn_weights and any(not torch.equal(start[k], after[k]) for k in bn_weights)  # BN scales learn
+    assert {id(p) for g in tr.optimizer.param_groups for p in g["params"]} == {id(p) for p in tr.model.parameters()}
+    with pytest.raises(ValueError, match="freeze_bn_stats"):
+        micro_train_config(freeze_bn_stats="yes")

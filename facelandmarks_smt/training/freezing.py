@@ -1,4 +1,4 @@
-"""Frozen early stages for fine-tuning (``freeze_stacks``): which modules of an `SMTNet` stay as loaded.
+"""Frozen parts for fine-tuning: early stages (``freeze_stacks``) and BatchNorm statistics (``freeze_bn_stats``).
 
 Why a module apart from the trainer: what "a stack" contains is a fact about the architecture's
 layout (stem, then per stack an hourglass, features, two heads and the merges into the next stack)
@@ -24,6 +24,12 @@ def early_stage_modules(model: SMTNet, num_stacks: int) -> list[torch.nn.Module]
         modules += [model.hourglasses[s], model.features[s], model.heatmap_heads[s], model.coord_heads[s],
                     model.merge_features[s], model.merge_heatmaps[s]]
     return modules
+
+
+def batchnorm_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Every BatchNorm layer of ``model`` (for ``freeze_bn_stats``: kept in eval mode while training,
+    they normalise with, and keep, the running statistics the model was loaded with)."""
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
 
 def freeze(modules: list[torch.nn.Module]) -> None:

@@ -38,7 +38,7 @@ from ..weights_io import save_weights
 from .augment import AugmentConfig
 from .cache import AugmentedBatches, FaceCache
 from .config import TrainConfig
-from .freezing import early_stage_modules, freeze, keep_frozen_eval
+from .freezing import batchnorm_layers, early_stage_modules, freeze, keep_frozen_eval
 from .losses import coord_loss, get_heatmap_loss
 from .metrics import error_normalisation, normalised_errors
 from .schedule import num_stages, stack_sigmas, stage_end_epoch, stage_time_limit
@@ -240,6 +240,8 @@ class Trainer:
                 self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
         self.frozen = early_stage_modules(self.model, cfg.freeze_stacks)
         freeze(self.frozen)
+        if cfg.freeze_bn_stats:  # weights still learn: only the mode is kept (see keep_frozen_eval in train_step)
+            self.frozen = self.frozen + batchnorm_layers(self.model)
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls([p for p in self.model.parameters() if p.requires_grad],
                                  lr=cfg.lr, weight_decay=cfg.weight_decay)
