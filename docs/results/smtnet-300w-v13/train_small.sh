@@ -6,6 +6,8 @@
 # validation 3.664 / 3.687 / 3.706 at steps 200 / 400 / 600, v8 3.60); this asks whether fewer moving
 # layers lose less of them for the same gain on the turned ones. Compare its log with
 # docs/results/smtnet-300w-v11/v11_small at equal steps.
+# Ran 52.7 minutes (932 steps, log in v13_small/), then stopped for the fifteenth run (smtnet-300w-v14/):
+# half the real-face drift for about half the gain; the BatchNorm probe found the drift's cause.
 set -e
 mkdir -p runs
 git show bdda93d:weights/smtnet-300w-small.safetensors > runs/small_v8.safetensors
