@@ -10,7 +10,7 @@ mkdir -p runs
 git show bdda93d:weights/smtnet-300w-small.safetensors > runs/small_v8.safetensors
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2
 D=/work/shared/data/landmarks68/300w
-M=${MINUTES:-70}
+M=${MINUTES:-70}  # stopped by hand after 57.5 min (step 932) to leave the session time to score it
 S="python -m facelandmarks_smt.training"
 bash docs/results/smtnet-300w-v7/data.sh  # the eighth run's data (skipped when present)
 $S select-views --synth runs/synth/train --out runs/synth/train_60_80 --min-final-yaw 60 --max-final-yaw 80
