@@ -13,8 +13,7 @@ from test_trainer import micro_model, micro_train_config
 
 def _module_names(model, modules):
     ids = {id(m) for m in modules}
-    return {n for n, m in model.named_children() if id(m) in ids} | {
-        n for n, m in model.named_modules() if id(m) in ids and "." in n}
+    return {n for n, m in model.named_modules() if id(m) in ids}
 
 
 def test_early_stage_modules_cover_the_stem_and_the_first_stacks():

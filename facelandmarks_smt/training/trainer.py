@@ -234,14 +234,16 @@ class Trainer:
         self.model.to(dev)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # frozen before DDP wraps the model: DDP expects a gradient for every parameter that requires one
+        frozen = early_stage_modules(self.model, cfg.freeze_stacks)
+        freeze(frozen)
+        # modules train_step puts back in eval mode after train(): the frozen ones, and with freeze_bn_stats
+        # every BatchNorm layer (whose weights still learn)
+        self.kept_in_eval = frozen + (batchnorm_layers(self.model) if cfg.freeze_bn_stats else [])
         self.ddp_model: torch.nn.Module = self.model
         if self.dist.enabled:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
-        self.frozen = early_stage_modules(self.model, cfg.freeze_stacks)
-        freeze(self.frozen)
-        if cfg.freeze_bn_stats:  # weights still learn: only the mode is kept (see keep_frozen_eval in train_step)
-            self.frozen = self.frozen + batchnorm_layers(self.model)
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls([p for p in self.model.parameters() if p.requires_grad],
                                  lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -370,7 +372,7 @@ class Trainer:
 
     def train_step(self, batch: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
         self.ddp_model.train()
-        keep_frozen_eval(self.frozen)
+        keep_frozen_eval(self.kept_in_eval)
         x, pts_hm = self._inputs(batch)
         lr = self.lr_at(self.state["epoch"], self.state["step"])
         for g in self.optimizer.param_groups:
