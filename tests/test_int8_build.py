@@ -221,3 +221,40 @@ def test_fp32_nodes_are_the_heads_and_the_last_feature_block_but_its_first_conv(
     assert "/model/features.1/features.1.1/Conv" in keep
     assert "/model/features.1/features.1.0/conv1/conv1.2/Conv" not in keep  # quantised: cost nothing measurable
     assert not any("/features.0/" in n or "/hourglasses." in n or "/stem/" in n for n in keep)
+
+
+def test_float_conv_outputs_is_the_graph_built_without_output_quantisation(tmp_path):
+    """`quantize.float_conv_outputs` (what OpenVINO runs) takes the re-quantisation of each quantised op's
+    output out of the cached int8 graph: the same outputs as building that graph from the same ranges with
+    ``conv_outputs=False``; inputs and weights stay quantised; a quantised op that reads another's output
+    directly keeps its quantised input."""
+    import onnx
+    import onnxruntime as ort
+
+    cfg = micro_model()
+    fp32 = export_onnx(SMTNet(cfg).eval(), tmp_path / "m.onnx")
+    ranges = quantize.collect_ranges(fp32, _crops(4, cfg.input_size), threads=1)
+    q = quantize.quantize_from_ranges(fp32, tmp_path / "q.onnx", ranges, {})
+    qf = quantize.quantize_from_ranges(fp32, tmp_path / "qf.onnx", ranges, {}, conv_outputs=False)
+    derived = quantize.float_conv_outputs(q)
+    x = np.random.default_rng(3).standard_normal((2, 3, cfg.input_size, cfg.input_size)).astype(np.float32)
+    run = lambda g: ort.InferenceSession(g, providers=["CPUExecutionProvider"]).run(None, {"input": x})  # noqa: E731
+    for a, b in zip(run(derived), run(str(qf))):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(run(derived)[0] - run(str(q))[0]).max() > 0  # heatmaps: the re-quantisation really is gone
+    proto = onnx.load_model_from_string(derived)
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    count = lambda p: sum(n.op_type == "QuantizeLinear" for n in p.graph.node)  # noqa: E731
+    assert count(proto) == count(onnx.load(str(qf))) < count(onnx.load(str(q)))
+    readers = {}
+    for n in proto.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    for n in proto.graph.node:  # a quantised op's output is re-quantised only for another quantised op
+        if n.op_type == "QuantizeLinear" and n.input[0] in producer \
+                and producer[n.input[0]].op_type in ("Conv", "Gemm", "MatMul"):
+            final = {r.op_type for dq in readers[n.output[0]] for r in readers.get(dq.output[0], [])}
+            assert final <= {"Conv", "Gemm", "MatMul"}, final
+    assert {p.key for p in proto.metadata_props} == {p.key for p in onnx.load(str(q)).metadata_props}
+    used = {i for n in proto.graph.node for i in n.input}
+    assert all(t.name in used for t in proto.graph.initializer)  # no dead scales left behind

@@ -260,3 +260,36 @@ def test_bf16_runs_the_trunk_and_keeps_the_heads_fp32(ov, cache, torch_tiny, cro
     # fraction of a pixel of torch fp32 on most landmarks (measured: median 0.04 crop px)
     err = np.linalg.norm(det.predict_crops(crops) - torch_tiny.predict_crops(crops), axis=-1)
     assert np.median(err) <= 0.3 and err.mean() <= 1.0, (np.median(err), err.mean(), err.max())
+
+
+def test_openvino_int8_compiles_static_batches_that_agree_with_onnxruntime(ov, monkeypatch, tmp_path, crops):
+    """OpenVINO's int8 runs the cached graph without output re-quantisation (`quantize.float_conv_outputs`),
+    compiled per static batch size (1 at once, powers of two on first use): each batch agrees with
+    onnxruntime on that graph, and 7 faces (4 + 2 + 1) give what one-by-one calls give."""
+    import onnxruntime
+
+    from facelandmarks_smt.runtime.graphs import int8_graph
+    from facelandmarks_smt.runtime.quantize import float_conv_outputs
+
+    monkeypatch.setenv("FACELANDMARKS_SMT_CACHE", str(tmp_path / "cache"))
+    det = Detector.from_config("tiny", device="cpu", backend="openvino", precision="int8", calibration=crops,
+                               threads=1)
+    runner = det._runner
+    assert runner.static_batch and sorted(runner._static) == [1]
+    assert runner.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    x = det._to_input(crops[:7])
+    # a model without a weights file is quantised in memory: the same calibration gives the same graph
+    graph = int8_graph(det.model, None, crops, threads=1)
+    session = onnxruntime.InferenceSession(float_conv_outputs(graph), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"input": x.numpy()})
+    got = runner(x)
+    assert sorted(runner._static) == [1, 2, 4]
+    for w, g in zip(want, got):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g.numpy(), w, atol=0.05 * float(np.abs(w).max()) + 1e-3)
+    pts, scores = runner.decoded(x)
+    one = [runner.decoded(x[i:i + 1]) for i in range(7)]
+    np.testing.assert_allclose(pts, np.concatenate([p for p, _ in one]), atol=1e-4)
+    np.testing.assert_allclose(scores, np.concatenate([s for _, s in one]), atol=1e-5)
+    empty_pts, empty_scores = runner.decoded(x[:0])
+    assert empty_pts.shape == (0, det.num_landmarks, 2) and empty_scores.shape == (0, det.num_landmarks)

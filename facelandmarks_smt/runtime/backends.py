@@ -44,6 +44,7 @@ from .device import cpu_has_native_bf16, torch_threads
 from .export import DECODER_INPUTS, cached_onnx, export_decoder_onnx, export_onnx
 from .graphs import int8_graph, shipped_int8_ranges, shipped_openvino_int8
 from .openvino_backend import OpenVINORunner, check_openvino_precision, import_openvino, openvino_has_bf16
+from .quantize import float_conv_outputs
 from .runner import Runner, graph_decoder
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
@@ -288,6 +289,10 @@ def make_runner(model: SMTNet, backend: str, precision: str, threads: int | None
         parts = ("trunk", "heads") if backend == "openvino" and precision == "bf16" else ("full",)
         graph, *heads = (cached_onnx(model, weights_sha256, part=p) if weights_sha256 else export_onnx(model, part=p)
                          for p in parts)
+    if backend == "openvino" and precision == "int8":
+        # OpenVINO runs the same int8 graph without the re-quantisation of each convolution's output, which
+        # it needs a static batch for (`quantize.float_conv_outputs`; docs/benchmarks.md)
+        return OpenVINORunner(float_conv_outputs(graph), precision, threads, decoder=decoder, static_batch=True)
     if backend == "openvino":
         return OpenVINORunner(graph, precision, threads, heads=heads[0] if precision == "bf16" else None,
                               decoder=decoder)

@@ -107,6 +107,12 @@ def _compile(core, graph, config: dict[str, str], part: str):
     """``graph`` (a path or serialised ONNX bytes) compiled for the CPU, checked to be that part."""
     compiled = core.compile_model(core.read_model(graph) if isinstance(graph, bytes) else str(Path(graph)), "CPU",
                                   config)
+    _check_part(compiled, part)
+    return compiled
+
+
+def _check_part(compiled, part: str) -> None:
+    """Raise ValueError unless a compiled model has the inputs and outputs of that part of the network."""
     names = ({n for port in compiled.inputs for n in port.get_names()},
              {n for port in compiled.outputs for n in port.get_names()})
     want = (set(PART_INPUTS[part]), set(PART_OUTPUTS[part]))
@@ -116,7 +122,6 @@ def _compile(core, graph, config: dict[str, str], part: str):
                 "heads": "pass the heads graph (export_onnx(part='heads')) as heads"}[part]
         raise ValueError(f"the graph's inputs {sorted(names[0])} / outputs {sorted(names[1])} are not the "
                          f"{part} graph's {list(PART_INPUTS[part])} / {list(PART_OUTPUTS[part])}: {hint}")
-    return compiled
 
 
 class OpenVINORunner(Runner):
@@ -124,21 +129,49 @@ class OpenVINORunner(Runner):
     normalised NCHW float32 crops in, fp32 ``(heatmaps, residuals)`` out, as the other runners.
     With ``heads`` (the heads graph, `export.export_onnx(part="heads")`) the graph is the trunk,
     compiled at ``precision``, and the heads a second model compiled in fp32. ``decoder`` (default:
-    the one of the config an ONNX graph carries) is compiled in fp32 too, for `decoded`."""
+    the one of the config an ONNX graph carries) is compiled in fp32 too, for `decoded`.
+    ``static_batch``: compile the graph for fixed batch sizes instead of a dynamic batch, 1 at once and
+    each further power of two on first use (a call of 13 faces runs 8 + 4 + 1); the int8 graph with float
+    convolution outputs (`quantize.float_conv_outputs`) is computed wrongly by OpenVINO 2026.4.1 with a
+    dynamic batch and correctly with a static one (tests/test_openvino.py)."""
 
     def __init__(self, graph: str | os.PathLike | bytes, precision: str = "fp32", threads: int | None = None,
-                 heads: str | os.PathLike | bytes | None = None, decoder: HeatmapDecoder | None = None) -> None:
+                 heads: str | os.PathLike | bytes | None = None, decoder: HeatmapDecoder | None = None,
+                 static_batch: bool = False) -> None:
         core = openvino_core()
         check_openvino_precision(precision, core)
-        self.precision, self.threads = precision, threads
+        self.precision, self.threads, self.static_batch = precision, threads, bool(static_batch)
         self.config = compile_config(precision, threads)
-        self.compiled = _compile(core, graph, self.config, "full" if heads is None else "trunk")
+        if self.static_batch and heads is not None:
+            raise ValueError("static_batch compiles the full graph per batch size; it takes no heads graph")
+        self._compile_lock = threading.Lock()
+        self._static: dict[int, object] = {}
+        if self.static_batch:
+            self._model = core.read_model(graph) if isinstance(graph, bytes) else core.read_model(str(Path(graph)))
+            self.compiled = self._compiled_for(1)  # compiled now: errors show at construction, batch 1 is ready
+        else:
+            self.compiled = _compile(core, graph, self.config, "full" if heads is None else "trunk")
         self.compiled_heads = None if heads is None else _compile(core, heads, compile_config("fp32", threads), "heads")
         self.decoder = decoder or graph_decoder(graph)
         decoder_graph = None if self.decoder is None else export_decoder_onnx(self.decoder.theta, self.decoder.stride)
         self.compiled_decoder = None if decoder_graph is None else core.compile_model(
             core.read_model(decoder_graph), "CPU", compile_config("fp32", threads))
         self._local = threading.local()
+
+    def _compiled_for(self, batch: int):
+        """The model compiled for a static batch of ``batch`` (compiled on first use, then kept)."""
+        compiled = self._static.get(batch)
+        if compiled is None:
+            with self._compile_lock:
+                compiled = self._static.get(batch)
+                if compiled is None:
+                    model = self._model.clone()
+                    dims = list(model.inputs[0].get_partial_shape())[1:]  # (3, S, S): static in every export
+                    model.reshape({model.inputs[0]: [batch, *(d.get_length() for d in dims)]})
+                    compiled = openvino_core().compile_model(model, "CPU", self.config)
+                    _check_part(compiled, "full")
+                    self._static[batch] = compiled
+        return compiled
 
     def _request(self, compiled=None):
         """This thread's infer request of ``compiled`` (default: the main graph)."""
@@ -151,11 +184,13 @@ class OpenVINORunner(Runner):
             request = requests[id(compiled)] = compiled.create_infer_request()
         return request
 
-    def _network(self, x: torch.Tensor, share_outputs: bool):
-        """The network's outputs (by name) for crops ``x``; with ``share_outputs`` they are this thread's
-        request's own buffers, valid until its next call."""
-        x = x.detach().cpu().float().contiguous().numpy()
+    def _network(self, x: np.ndarray, share_outputs: bool):
+        """The network's outputs (by name) for crops ``x`` (float32 NCHW numpy); with ``share_outputs``
+        they are this thread's request's own buffers, valid until its next call."""
         # share_inputs: no copy of the crops (the array outlives the synchronous call)
+        if self.static_batch:
+            return self._request(self._compiled_for(len(x))).infer({0: x}, share_inputs=True,
+                                                                   share_outputs=share_outputs)
         if self.compiled_heads is not None:
             # the trunk's outputs are read in place: the heads consume them before this thread's
             # trunk request runs again
@@ -164,20 +199,48 @@ class OpenVINORunner(Runner):
                                                             share_inputs=True, share_outputs=share_outputs)
         return self._request().infer({0: x}, share_inputs=True, share_outputs=share_outputs)
 
+    def _output_shape(self, name: str) -> list[int]:
+        return list(next(port for port in self.compiled.outputs if name in port.get_names()).get_shape())
+
+    def _chunks(self, x: torch.Tensor) -> list[np.ndarray]:
+        """``x`` as float32 NCHW numpy, in one piece, or with ``static_batch`` in pieces whose sizes are
+        powers of two (largest first: 13 faces run as 8 + 4 + 1), so that a few compiled batch sizes
+        serve every count of faces."""
+        x = x.detach().cpu().float().contiguous().numpy()
+        if not self.static_batch or (len(x) & (len(x) - 1) == 0 and len(x) > 0):
+            return [x]
+        chunks, start = [], 0
+        while start < len(x):
+            size = 1 << ((len(x) - start).bit_length() - 1)
+            chunks.append(x[start:start + size])
+            start += size
+        return chunks
+
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # outputs are copied (share_outputs=False), so a later call on this thread's request cannot change them
-        out = self._network(x, share_outputs=False)
-        return tuple(torch.from_numpy(out[name]) for name in PART_OUTPUTS["full"])
+        outs = [self._network(chunk, share_outputs=False) for chunk in self._chunks(x)]
+        if not outs:  # no crops with static batches: empty outputs of the network's shapes
+            return tuple(torch.zeros((0, *self._output_shape(name)[1:])) for name in PART_OUTPUTS["full"])
+        return tuple(torch.from_numpy(np.concatenate([out[name] for out in outs]) if len(outs) > 1 else outs[0][name])
+                     for name in PART_OUTPUTS["full"])
 
     def decoded(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         if self.compiled_decoder is None:
             return super().decoded(x)
-        # the network's outputs are read in place by the decoder, which runs before this thread's
-        # network request runs again; the decoder's small outputs are copied
-        out = self._network(x, share_outputs=True)
-        dec = self._request(self.compiled_decoder).infer({name: out[name] for name in DECODER_INPUTS},
-                                                         share_inputs=True, share_outputs=False)
-        return tuple(np.asarray(dec[name], dtype=np.float32) for name in DECODER_OUTPUTS)
+        parts = []
+        for chunk in self._chunks(x):
+            # the network's outputs are read in place by the decoder, which runs before this thread's
+            # network request runs again; the decoder's small outputs are copied
+            out = self._network(chunk, share_outputs=True)
+            dec = self._request(self.compiled_decoder).infer({name: out[name] for name in DECODER_INPUTS},
+                                                             share_inputs=True, share_outputs=False)
+            parts.append(tuple(np.asarray(dec[name], dtype=np.float32) for name in DECODER_OUTPUTS))
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:  # no crops with static batches
+            landmarks = self._output_shape(PART_OUTPUTS["full"][0])[1]
+            return np.zeros((0, landmarks, 2), np.float32), np.zeros((0, landmarks), np.float32)
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(DECODER_OUTPUTS)))
 
 
 __all__ = ["OpenVINORunner", "import_openvino", "openvino_core", "openvino_has_bf16", "check_openvino_precision",

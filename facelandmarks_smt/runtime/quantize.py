@@ -287,6 +287,57 @@ def quantize_from_ranges(fp32_model: str | os.PathLike, out: str | os.PathLike, 
     return _write_with_metadata(proto, fp32_model, out, recipe)
 
 
+def float_conv_outputs(graph: str | os.PathLike | bytes) -> bytes:
+    """The int8 QDQ graph ``graph`` with the re-quantisation of each quantised op's output taken out, as
+    serialised ONNX: every ``Conv -> QuantizeLinear -> DequantizeLinear`` pair on the op's output is
+    bypassed for consumers that are not themselves quantised ops (BatchNorm, Add, Concat, pooling, ...),
+    and removed where nothing else reads it. Inputs and weights stay quantised with the same ranges, so
+    this is the graph ``quantize_from_ranges(..., conv_outputs=False)`` builds from the same ranges (the
+    same outputs, tested), made from the one cached graph that onnxruntime runs.
+
+    Why: onnxruntime wants the re-quantised outputs (its QLinearConv fusion), but OpenVINO then runs a
+    FakeQuantize + Convert pair after every convolution; without them its CPU plugin fuses each
+    convolution with the next BatchNorm-ReLU-quantise (docs/benchmarks.md). OpenVINO 2026.4.1 miscomputes
+    this graph when its batch is dynamic (a convolution whose float output feeds both a Concat and the
+    next BatchNorm), so `openvino_backend.OpenVINORunner` compiles it for static batch sizes only."""
+    import onnx
+
+    proto = onnx.load_model_from_string(graph) if isinstance(graph, bytes) else onnx.load(str(graph))
+    nodes = list(proto.graph.node)
+    producer = {out: n for n in nodes for out in n.output}
+    readers: dict[str, list] = {}
+    for n in nodes:
+        for name in n.input:
+            readers.setdefault(name, []).append(n)
+    quantised_ops = set(QUANT_SETTINGS["ops"])
+    dropped = set()
+    for q in nodes:
+        source = producer.get(q.input[0]) if q.op_type == "QuantizeLinear" else None
+        if source is None or source.op_type not in quantised_ops:
+            continue
+        dqs = readers.get(q.output[0], [])
+        if not dqs or any(d.op_type != "DequantizeLinear" for d in dqs):
+            continue
+        still_read = False
+        for dq in dqs:
+            for reader in readers.get(dq.output[0], []):
+                if reader.op_type in quantised_ops:  # a quantised op reads its quantised input: keep the pair
+                    still_read = True
+                    continue
+                reader.input[:] = [q.input[0] if name == dq.output[0] else name for name in reader.input]
+        if not still_read:
+            dropped.update(id(n) for n in (q, *dqs))
+    if any(out.name in {o for n in nodes if id(n) in dropped for o in n.output} for out in proto.graph.output):
+        raise ValueError("float_conv_outputs: a graph output is a re-quantised tensor; not an SMT-Net int8 graph")
+    del proto.graph.node[:]
+    proto.graph.node.extend(n for n in nodes if id(n) not in dropped)
+    used = {name for n in proto.graph.node for name in n.input}
+    kept = [t for t in proto.graph.initializer if t.name in used]
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    return proto.SerializeToString()
+
+
 def _write_with_metadata(proto, fp32_model, out, recipe: dict) -> Path:
     """``proto`` written to ``out`` with the fp32 graph's metadata plus the precision and the recipe."""
     import onnx
