@@ -1,12 +1,15 @@
-"""OpenVINO int8: the QDQ graph made for onnxruntime against the model NNCF made for OpenVINO
-(`training.openvino_int8`, shipped beside the weights), on the default path at batch 1.
+"""OpenVINO int8: the QDQ graph made for onnxruntime, as it is and without its output re-quantisation, and
+the model NNCF made for OpenVINO (`training.openvino_int8`, shipped beside the weights), at batch 1.
 
     cd benchmarks && python openvino_int8_ab.py [--configs tiny] [--threads 2] [--rounds 3]
                                                 [--json ../docs/results/openvino_int8_ab.json]
 
-Arms, each in a fresh process, alternating over ``--rounds``: ``graph`` ``qdq`` (the shipped model
-hidden: `runtime.graphs.int8_graph`'s QDQ graph from the shipped ranges, as before) or ``nncf`` (the
-shipped ``*.openvino-int8.xml``; a config without one is skipped). Rows: the raw OpenVINO call on one
+Arms, each in a fresh process, alternating over ``--rounds``: ``graph`` ``qdq`` (`runtime.graphs.int8_graph`'s
+QDQ graph from the shipped ranges as onnxruntime runs it, compiled with a dynamic batch: the default path
+until 2026-12-08), ``qdq-static`` (the same, compiled for a static batch), ``float`` (the default since
+2026-12-08: that graph without the re-quantisation of each convolution's output,
+`runtime.quantize.float_conv_outputs`, static batch) or ``nncf`` (the shipped ``*.openvino-int8.xml``; a
+config without one is skipped; the other arms hide it). Rows: the raw OpenVINO call on one
 crop, `Detector.detect` with one given box (batch 1), tracked video (`FaceTracker` over 30-frame runs,
 the face detector at max_side 320) and the whole image (the default face detector + landmarks) on
 the 640x480 frame of `inference_speed.py`; torch at one thread around the call (as the CLI runs it).
@@ -32,10 +35,15 @@ def measure(config: str, graph: str, threads: int, repeats: int) -> dict:
     weights, sha = weights_for(config)
     if weights is None:
         raise SystemExit(f"no shipped weights for {config} ({WEIGHTS.get(config)})")
-    if graph == "qdq":
+    if graph != "nncf":
         backends.shipped_openvino_int8 = lambda sha256: None
     elif backends.shipped_openvino_int8(sha) is None:
         raise SystemExit(f"{config}: no shipped OpenVINO int8 model")
+    if graph in ("qdq", "qdq-static"):
+        backends.float_conv_outputs = lambda g: g  # the graph as onnxruntime runs it
+    if graph == "qdq":
+        runner = backends.OpenVINORunner
+        backends.OpenVINORunner = lambda *a, static_batch=False, **k: runner(*a, static_batch=False, **k)
     torch.set_num_threads(1)
     det = Detector(weights, device="cpu", backend="openvino", precision="int8", threads=threads,
                    face_detector=get_face_detector("yunet", max_side=320))
@@ -73,7 +81,14 @@ def main() -> None:
     import openvino
     import torch
 
-    arms = [(c, g) for c in args.configs for g in ("qdq", "nncf")]
+    from facelandmarks_smt.runtime.graphs import shipped_openvino_int8
+    from inference_speed import weights_for
+
+    def has_nncf(config: str) -> bool:
+        weights, sha = weights_for(config)
+        return weights is not None and shipped_openvino_int8(sha) is not None
+
+    arms = [(c, g) for c in args.configs for g in ("qdq", "qdq-static", "float") + (("nncf",) if has_nncf(c) else ())]
     results = run_arms(__file__, arms, args.rounds, ["--threads", str(args.threads), "--repeats", str(args.repeats)])
     header = (f"machine: {cpu_name()}, openvino {openvino.__version__} int8, detector threads {args.threads}, torch "
               f"{torch.__version__} at 1 thread, {args.rounds} rounds (each a fresh process), medians")

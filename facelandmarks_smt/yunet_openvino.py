@@ -83,9 +83,18 @@ def decode_yunet(outputs: dict, pad_width: int, pad_height: int, score_threshold
     return faces
 
 
+#: A padded input size seen this many times gets a model compiled for it alone (static shapes run faster than
+#: the dynamic model, and compile in about 0.1-0.2 s: docs/benchmarks.md); a video's frames all have one size,
+#: a folder of photos many, each seen once, for which the dynamic model stays.
+STATIC_AFTER = 2
+#: At most this many static sizes are kept (the least recently used is dropped).
+MAX_STATIC_SIZES = 4
+
+
 class YuNetOpenVINO:
-    """YuNet's ONNX graph compiled once (dynamic input size) by OpenVINO's CPU plugin; each thread gets
-    its own infer request, so one instance serves many threads. ``threads``: OpenVINO's inference
+    """YuNet's ONNX graph compiled by OpenVINO's CPU plugin: once with a dynamic input size, and once more
+    for each padded size that keeps coming (`STATIC_AFTER`, at most `MAX_STATIC_SIZES`). Each thread gets
+    its own infer requests, so one instance serves many threads. ``threads``: OpenVINO's inference
     threads (None: its choice, the physical cores)."""
 
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
@@ -93,29 +102,61 @@ class YuNetOpenVINO:
             import openvino
         except ImportError as e:
             raise ImportError(f"runtime='openvino' needs the OpenVINO runtime: {INSTALL_HINT} ({e})") from e
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
-            config["INFERENCE_NUM_THREADS"] = str(int(threads))
-        core = openvino.Core()
-        model = core.read_model(str(model_path))
+            self.config["INFERENCE_NUM_THREADS"] = str(int(threads))
+        self.core = openvino.Core()
+        model = self.core.read_model(str(model_path))
         # the pre-processing OpenCV does in Python (RGB -> BGR, uint8 -> float, HWC -> CHW) runs inside
         # OpenVINO: the caller hands over the padded uint8 image, a quarter of the float blob's bytes
         ppp = openvino.preprocess.PrePostProcessor(model)
         ppp.input().tensor().set_element_type(openvino.Type.u8).set_layout(openvino.Layout("NHWC"))
         ppp.input().model().set_layout(openvino.Layout("NCHW"))
         ppp.input().preprocess().reverse_channels().convert_element_type(openvino.Type.f32)
-        self.compiled = core.compile_model(ppp.build(), "CPU", config)
+        self._model = ppp.build()
+        self.compiled = self.core.compile_model(self._model, "CPU", self.config)
+        self._static: dict[tuple[int, int], object] = {}  # padded (height, width) -> compiled, oldest use first
+        self._seen: dict[tuple[int, int], int] = {}
+        self._lock = threading.Lock()
         self._local = threading.local()
+
+    def _compiled_for(self, height: int, width: int):
+        """The model to run a padded ``height x width`` image with: its static model when the size has come
+        `STATIC_AFTER` times (compiled then), else the dynamic one."""
+        size = (height, width)
+        with self._lock:
+            compiled = self._static.pop(size, None)
+            if compiled is not None:
+                self._static[size] = compiled  # most recently used last
+                return compiled
+            self._seen[size] = seen = self._seen.get(size, 0) + 1
+            if seen < STATIC_AFTER:
+                if len(self._seen) > 64:  # a folder of many sizes: forget the counts, not the models
+                    self._seen = {size: seen}
+                return self.compiled
+            model = self._model.clone()
+            model.reshape({model.inputs[0]: [1, height, width, 3]})
+            compiled = self.core.compile_model(model, "CPU", self.config)
+            self._static[size] = compiled
+            if len(self._static) > MAX_STATIC_SIZES:
+                self._static.pop(next(iter(self._static)))
+            return compiled
 
     def detect(self, rgb: np.ndarray, score_threshold: float, nms_threshold: float, top_k: int) -> np.ndarray:
         """OpenCV's ``FaceDetectorYN.detect`` rows ``(N, 15)`` for an RGB uint8 image (OpenCV's takes BGR)."""
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
         image = padded_rgb(rgb)
+        compiled = self._compiled_for(image.shape[1], image.shape[2])
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = {}
+        request = requests.get(id(compiled))
+        if request is None:
+            if len(requests) > MAX_STATIC_SIZES + 1:  # requests of dropped static models
+                requests.clear()
+            request = requests[id(compiled)] = compiled.create_infer_request()
         out = request.infer({0: image}, share_inputs=True, share_outputs=True)
-        named = {name: out[port] for port in self.compiled.outputs for name in port.get_names()}
+        named = {name: out[port] for port in compiled.outputs for name in port.get_names()}
         return decode_yunet(named, image.shape[2], image.shape[1], score_threshold, nms_threshold, top_k)
 
 
-__all__ = ["YuNetOpenVINO", "decode_yunet", "yunet_blob", "padded_rgb", "padded_size", "STRIDES"]
+__all__ = ["YuNetOpenVINO", "STATIC_AFTER", "MAX_STATIC_SIZES", "decode_yunet", "yunet_blob", "padded_rgb", "padded_size", "STRIDES"]

@@ -128,3 +128,26 @@ def test_runtime_and_threads_are_checked():
     with pytest.raises(ValueError, match="threads"):
         YuNetFaceDetector(threads=0)
     assert YuNetFaceDetector(runtime="opencv").runtime == "opencv"
+
+
+def test_openvino_compiles_a_size_that_keeps_coming_and_keeps_a_few(detectors, monkeypatch):
+    """A padded size seen `STATIC_AFTER` times gets a model compiled for it alone (it agrees with the dynamic
+    model); at most `MAX_STATIC_SIZES` are kept, the least recently used dropped."""
+    from facelandmarks_smt import yunet_openvino
+
+    _, ov = detectors
+    image = dict(scenes())["three faces"]
+    runtime = yunet_openvino.YuNetOpenVINO(ov.model_path, threads=1)
+    monkeypatch.setattr(yunet_openvino, "MAX_STATIC_SIZES", 2)
+    first = runtime.detect(image, 0.5, 0.3, 50)
+    assert runtime._static == {}
+    for _ in range(yunet_openvino.STATIC_AFTER - 1):
+        again = runtime.detect(image, 0.5, 0.3, 50)
+    size = padded_size(image.shape[1], image.shape[0])[::-1]
+    assert list(runtime._static) == [size]
+    np.testing.assert_allclose(again, first, atol=1e-3)
+    for side in (96, 128, 160):  # three more sizes, each seen enough: the oldest two are dropped
+        small = np.ascontiguousarray(image[:side, :side])
+        for _ in range(yunet_openvino.STATIC_AFTER):
+            runtime.detect(small, 0.5, 0.3, 50)
+    assert list(runtime._static) == [(128, 128), (160, 160)]
