@@ -10,7 +10,8 @@ normalisation) and after (decoding, back to image pixels) is shared by all backe
 - ``onnxruntime`` ``int8``: that graph statically quantised by `quantize.quantize_int8`, cached
   as `graphs.int8_graph` says.
 - ``openvino`` ``fp32`` / ``int8`` (optional, ``pip install 'facelandmarks_smt[openvino]'``):
-  OpenVINO's CPU plugin on those same two cached graphs (`openvino_backend.OpenVINORunner`), but
+  OpenVINO's CPU plugin on those same two cached graphs (`openvino_backend.OpenVINORunner`; int8
+  without its output re-quantisation, `quantize.float_conv_outputs`, compiled per static batch), but
   for ``int8`` of weights that ship an OpenVINO int8 model (`graphs.shipped_openvino_int8`: NNCF's
   post-training quantisation, made for this runtime), which runs instead;
   ``bf16`` only on CPUs with native bf16 (OpenVINO's bf16 inference precision on the network's

@@ -24,6 +24,11 @@ Compile settings (`compile_config`):
   one thread, as the CLI does (tiny, batch 1, with the decoding, torch at one thread: 16.0 -> 13.0
   ms/face; docs/benchmarks.md).
 
+int8 runs the cached QDQ graph without the re-quantisation of each convolution's output (made for
+onnxruntime's fused kernels, a FakeQuantize + Convert pair per convolution here), derived in memory
+by `quantize.float_conv_outputs`; OpenVINO 2026.4.1 computes that graph correctly only when its batch
+is static, so it is compiled per batch size (``static_batch``; docs/benchmarks.md).
+
 `OpenVINORunner.decoded` runs the decoding (`codec.HeatmapDecoder`, its graph from
 `export.export_decoder_onnx`) as one more compiled fp32 model right after the network, its inputs
 the network's output tensors in place: no heatmaps go through Python (tiny, batch 1: see
