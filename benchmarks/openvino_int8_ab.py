@@ -9,10 +9,11 @@ QDQ graph from the shipped ranges as onnxruntime runs it, compiled with a dynami
 until 2026-12-08), ``qdq-static`` (the same, compiled for a static batch), ``float`` (the default since
 2026-12-08: that graph without the re-quantisation of each convolution's output,
 `runtime.quantize.float_conv_outputs`, static batch) or ``nncf`` (the shipped ``*.openvino-int8.xml``; a
-config without one is skipped; the other arms hide it). Rows: the raw OpenVINO call on one
-crop, `Detector.detect` with one given box (batch 1), tracked video (`FaceTracker` over 30-frame runs,
-the face detector at max_side 320) and the whole image (the default face detector + landmarks) on
-the 640x480 frame of `inference_speed.py`; torch at one thread around the call (as the CLI runs it).
+config without one is skipped; the other arms hide it). Rows: the raw OpenVINO call on one crop,
+`Detector.detect` with one given box (batch 1), network + decoding on 8 crops (per face), tracked video
+(`FaceTracker` over 30-frame runs, the face detector at max_side 320) and the whole image (the default
+face detector + landmarks) on the 640x480 frame of `inference_speed.py`; torch at one thread around the
+call (as the CLI runs it).
 Medians in ms; run it on a quiet machine.
 """
 
@@ -58,10 +59,14 @@ def measure(config: str, graph: str, threads: int, repeats: int) -> dict:
             tracker.update(frame, t=i / 30.0)
 
     raw = median_ms(lambda: det._runner(x), repeats)
+    crops8, _ = det.crop(frame, box[None] + np.random.default_rng(0).uniform(-6, 6, (8, 4)))
+    x8 = det._to_input(crops8)
+    per_face_b8 = median_ms(lambda: det._runner.decoded(x8), max(3, repeats // 4)) / 8
     b1 = median_ms(lambda: det.detect(frame, box[None]), repeats)
     video = median_ms(clip, max(3, repeats // 10)) / 30
     image = median_ms(lambda: whole.detect(frame), repeats)
     return {"config": config, "graph": graph, "threads": threads, "ms_raw": round(raw, 2), "ms_b1": round(b1, 2),
+            "ms_per_face_b8": round(per_face_b8, 2),
             "ms_video_frame": round(video, 2), "ms_whole_image": round(image, 2),
             "check": float(np.abs(det.detect(frame, box[None])[0].landmarks).sum())}
 
@@ -94,7 +99,7 @@ def main() -> None:
               f"{torch.__version__} at 1 thread, {args.rounds} rounds (each a fresh process), medians")
     print("\n" + header + "\n")
     print_table(results, arms, ("config", "graph"),
-                [("ms_raw", "raw call ms"), ("ms_b1", "detect b1 ms"), ("ms_video_frame", "tracked video ms/frame"),
+                [("ms_raw", "raw call ms"), ("ms_b1", "detect b1 ms"), ("ms_per_face_b8", "b8 ms/face (network + decoding)"), ("ms_video_frame", "tracked video ms/frame"),
                  ("ms_whole_image", "whole image ms")])
     write_json(args.json, header, results)
 
