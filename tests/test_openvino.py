@@ -265,7 +265,8 @@ def test_bf16_runs_the_trunk_and_keeps_the_heads_fp32(ov, cache, torch_tiny, cro
 def test_openvino_int8_compiles_static_batches_that_agree_with_onnxruntime(ov, monkeypatch, tmp_path, crops):
     """OpenVINO's int8 runs the cached graph without output re-quantisation (`quantize.float_conv_outputs`),
     compiled per static batch size (1 at once, powers of two on first use): each batch agrees with
-    onnxruntime on that graph, and 7 faces (4 + 2 + 1) give what one-by-one calls give."""
+    onnxruntime on that graph, and 7 faces (4 + 2 + 1) give what one-by-one calls give. `decoded` runs the
+    network and the decoder as one model (`with_decoder`): the same points as decoding the network's outputs."""
     import onnxruntime
 
     from facelandmarks_smt.runtime.graphs import int8_graph
@@ -275,7 +276,7 @@ def test_openvino_int8_compiles_static_batches_that_agree_with_onnxruntime(ov, m
     det = Detector.from_config("tiny", device="cpu", backend="openvino", precision="int8", calibration=crops,
                                threads=1)
     runner = det._runner
-    assert runner.static_batch and sorted(runner._static) == [1]
+    assert runner.static_batch and sorted(runner._static) == [("decoded", 1)]
     assert runner.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     x = det._to_input(crops[:7])
     # a model without a weights file is quantised in memory: the same calibration gives the same graph
@@ -283,11 +284,16 @@ def test_openvino_int8_compiles_static_batches_that_agree_with_onnxruntime(ov, m
     session = onnxruntime.InferenceSession(float_conv_outputs(graph), providers=["CPUExecutionProvider"])
     want = session.run(None, {"input": x.numpy()})
     got = runner(x)
-    assert sorted(runner._static) == [1, 2, 4]
+    assert sorted(k for k in runner._static if k[0] == "network") == [("network", 1), ("network", 2), ("network", 4)]
     for w, g in zip(want, got):
         assert g.shape == w.shape
         np.testing.assert_allclose(g.numpy(), w, atol=0.05 * float(np.abs(w).max()) + 1e-3)
     pts, scores = runner.decoded(x)
+    assert sorted(k for k in runner._static if k[0] == "decoded") == [("decoded", 1), ("decoded", 2), ("decoded", 4)]
+    from facelandmarks_smt.runtime.runner import Runner
+    want_pts, want_scores = Runner.decoded(runner, x)  # the network's outputs decoded in torch
+    np.testing.assert_allclose(pts, want_pts, atol=1e-3)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-4)
     one = [runner.decoded(x[i:i + 1]) for i in range(7)]
     np.testing.assert_allclose(pts, np.concatenate([p for p, _ in one]), atol=1e-4)
     np.testing.assert_allclose(scores, np.concatenate([s for _, s in one]), atol=1e-5)

@@ -120,6 +120,11 @@ def _check_part(compiled, part: str) -> None:
     """Raise ValueError unless a compiled model has the inputs and outputs of that part of the network."""
     names = ({n for port in compiled.inputs for n in port.get_names()},
              {n for port in compiled.outputs for n in port.get_names()})
+    if part == "decoded":  # the network with the decoder (`with_decoder`)
+        want = (set(PART_INPUTS["full"]), set(DECODER_OUTPUTS))
+        if not (want[0] <= names[0] and want[1] <= names[1]):
+            raise ValueError(f"the network with its decoder has inputs {sorted(names[0])} / outputs {sorted(names[1])}")
+        return
     want = (set(PART_INPUTS[part]), set(PART_OUTPUTS[part]))
     if not (want[0] <= names[0] and want[1] <= names[1]):
         hint = {"full": "pass the full graph, or the trunk graph with heads",
@@ -127,6 +132,21 @@ def _check_part(compiled, part: str) -> None:
                 "heads": "pass the heads graph (export_onnx(part='heads')) as heads"}[part]
         raise ValueError(f"the graph's inputs {sorted(names[0])} / outputs {sorted(names[1])} are not the "
                          f"{part} graph's {list(PART_INPUTS[part])} / {list(PART_OUTPUTS[part])}: {hint}")
+
+
+def with_decoder(graph: str | os.PathLike | bytes, decoder_graph: bytes) -> bytes:
+    """The full network graph and the decoder's graph (`export.export_decoder_onnx`) as one ONNX model:
+    crops in, ``points`` and ``scores`` out. One OpenVINO call instead of two, and the heatmaps never
+    leave the runtime (tiny, batch 1, hot loop: about 0.3-0.5 ms less; docs/benchmarks.md)."""
+    import onnx
+    from onnx import compose
+
+    net = onnx.load_model_from_string(graph) if isinstance(graph, bytes) else onnx.load(str(graph))
+    dec = onnx.load_model_from_string(decoder_graph)
+    dec.ir_version = net.ir_version
+    dec = compose.add_prefix(dec, "decoder/", rename_outputs=False)
+    return compose.merge_models(net, dec, io_map=[(name, f"decoder/{name}") for name in DECODER_INPUTS],
+                                outputs=list(DECODER_OUTPUTS)).SerializeToString()
 
 
 class OpenVINORunner(Runner):
@@ -151,31 +171,35 @@ class OpenVINORunner(Runner):
             raise ValueError("static_batch compiles the full graph per batch size; it takes no heads graph")
         self._compile_lock = threading.Lock()
         self._static: dict[int, object] = {}
+        self.decoder = decoder or graph_decoder(graph)
+        decoder_graph = None if self.decoder is None else export_decoder_onnx(self.decoder.theta, self.decoder.stride)
         if self.static_batch:
-            self._model = core.read_model(graph) if isinstance(graph, bytes) else core.read_model(str(Path(graph)))
-            self.compiled = self._compiled_for(1)  # compiled now: errors show at construction, batch 1 is ready
+            self._models = {"network": core.read_model(graph) if isinstance(graph, bytes) else core.read_model(str(Path(graph)))}
+            if decoder_graph is not None:  # network and decoding as one model: one call, no heatmaps handed over
+                self._models["decoded"] = core.read_model(with_decoder(graph, decoder_graph))
+            # compiled now (errors show at construction, batch 1 is ready): what `Detector` calls
+            self.compiled = self._compiled_for(1, "decoded" if decoder_graph is not None else "network")
         else:
             self.compiled = _compile(core, graph, self.config, "full" if heads is None else "trunk")
         self.compiled_heads = None if heads is None else _compile(core, heads, compile_config("fp32", threads), "heads")
-        self.decoder = decoder or graph_decoder(graph)
-        decoder_graph = None if self.decoder is None else export_decoder_onnx(self.decoder.theta, self.decoder.stride)
-        self.compiled_decoder = None if decoder_graph is None else core.compile_model(
+        self.compiled_decoder = None if decoder_graph is None or self.static_batch else core.compile_model(
             core.read_model(decoder_graph), "CPU", compile_config("fp32", threads))
         self._local = threading.local()
 
-    def _compiled_for(self, batch: int):
-        """The model compiled for a static batch of ``batch`` (compiled on first use, then kept)."""
-        compiled = self._static.get(batch)
+    def _compiled_for(self, batch: int, kind: str = "network"):
+        """The ``kind`` model (``"network"``: heatmaps and residuals; ``"decoded"``: the network with the
+        decoder, points and scores) compiled for a static batch of ``batch`` (on first use, then kept)."""
+        compiled = self._static.get((kind, batch))
         if compiled is None:
             with self._compile_lock:
-                compiled = self._static.get(batch)
+                compiled = self._static.get((kind, batch))
                 if compiled is None:
-                    model = self._model.clone()
+                    model = self._models[kind].clone()
                     dims = list(model.inputs[0].get_partial_shape())[1:]  # (3, S, S): static in every export
                     model.reshape({model.inputs[0]: [batch, *(d.get_length() for d in dims)]})
                     compiled = openvino_core().compile_model(model, "CPU", self.config)
-                    _check_part(compiled, "full")
-                    self._static[batch] = compiled
+                    _check_part(compiled, "full" if kind == "network" else "decoded")
+                    self._static[(kind, batch)] = compiled
         return compiled
 
     def _request(self, compiled=None):
@@ -204,8 +228,9 @@ class OpenVINORunner(Runner):
                                                             share_inputs=True, share_outputs=share_outputs)
         return self._request().infer({0: x}, share_inputs=True, share_outputs=share_outputs)
 
-    def _output_shape(self, name: str) -> list[int]:
-        return list(next(port for port in self.compiled.outputs if name in port.get_names()).get_shape())
+    def _output_shape(self, name: str, kind: str = "network") -> list[int]:
+        compiled = self._compiled_for(1, kind) if self.static_batch else self.compiled
+        return list(next(port for port in compiled.outputs if name in port.get_names()).get_shape())
 
     def _chunks(self, x: torch.Tensor) -> list[np.ndarray]:
         """``x`` as float32 NCHW numpy, in one piece, or with ``static_batch`` in pieces whose sizes are
@@ -230,6 +255,13 @@ class OpenVINORunner(Runner):
                      for name in PART_OUTPUTS["full"])
 
     def decoded(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if self.static_batch and "decoded" in self._models:
+            parts = []
+            for chunk in self._chunks(x):
+                out = self._request(self._compiled_for(len(chunk), "decoded")).infer(
+                    {0: chunk}, share_inputs=True, share_outputs=False)
+                parts.append(tuple(np.asarray(out[name], dtype=np.float32) for name in DECODER_OUTPUTS))
+            return self._joined(parts)
         if self.compiled_decoder is None:
             return super().decoded(x)
         parts = []
@@ -240,6 +272,10 @@ class OpenVINORunner(Runner):
             dec = self._request(self.compiled_decoder).infer({name: out[name] for name in DECODER_INPUTS},
                                                              share_inputs=True, share_outputs=False)
             parts.append(tuple(np.asarray(dec[name], dtype=np.float32) for name in DECODER_OUTPUTS))
+        return self._joined(parts)
+
+    def _joined(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """The decoded chunks as one ``(points, scores)``."""
         if len(parts) == 1:
             return parts[0]
         if not parts:  # no crops with static batches
@@ -248,5 +284,5 @@ class OpenVINORunner(Runner):
         return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(DECODER_OUTPUTS)))
 
 
-__all__ = ["OpenVINORunner", "import_openvino", "openvino_core", "openvino_has_bf16", "check_openvino_precision",
+__all__ = ["OpenVINORunner", "with_decoder", "import_openvino", "openvino_core", "openvino_has_bf16", "check_openvino_precision",
            "compile_config", "INSTALL_HINT", "PRECISION_HINTS"]
