@@ -18,6 +18,7 @@ from facelandmarks_smt import Detector, cli  # noqa: E402
 from facelandmarks_smt.images import load_image  # noqa: E402
 from facelandmarks_smt.runtime import openvino_backend  # noqa: E402
 from facelandmarks_smt.runtime.backends import resolve_path  # noqa: E402
+from facelandmarks_smt.runtime.runner import Runner  # noqa: E402
 from facelandmarks_smt.weights_io import save_weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -290,7 +291,6 @@ def test_openvino_int8_compiles_static_batches_that_agree_with_onnxruntime(ov, m
         np.testing.assert_allclose(g.numpy(), w, atol=0.05 * float(np.abs(w).max()) + 1e-3)
     pts, scores = runner.decoded(x)
     assert sorted(k for k in runner._static if k[0] == "decoded") == [("decoded", 1), ("decoded", 2), ("decoded", 4)]
-    from facelandmarks_smt.runtime.runner import Runner
     want_pts, want_scores = Runner.decoded(runner, x)  # the network's outputs decoded in torch
     np.testing.assert_allclose(pts, want_pts, atol=1e-3)
     np.testing.assert_allclose(scores, want_scores, atol=1e-4)

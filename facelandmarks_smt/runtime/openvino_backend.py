@@ -170,7 +170,7 @@ class OpenVINORunner(Runner):
         if self.static_batch and heads is not None:
             raise ValueError("static_batch compiles the full graph per batch size; it takes no heads graph")
         self._compile_lock = threading.Lock()
-        self._static: dict[int, object] = {}
+        self._static: dict[tuple[str, int], object] = {}  # (kind, batch) -> compiled model, `_compiled_for`
         self.decoder = decoder or graph_decoder(graph)
         decoder_graph = None if self.decoder is None else export_decoder_onnx(self.decoder.theta, self.decoder.stride)
         if self.static_batch:
@@ -278,8 +278,8 @@ class OpenVINORunner(Runner):
         """The decoded chunks as one ``(points, scores)``."""
         if len(parts) == 1:
             return parts[0]
-        if not parts:  # no crops with static batches
-            landmarks = self._output_shape(PART_OUTPUTS["full"][0])[1]
+        if not parts:  # no crops (only the static merged path gets here): the shape of its points output
+            landmarks = self._output_shape(DECODER_OUTPUTS[0], "decoded")[1]
             return np.zeros((0, landmarks, 2), np.float32), np.zeros((0, landmarks), np.float32)
         return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(DECODER_OUTPUTS)))
 
